@@ -1,0 +1,60 @@
+"""Shared DataLoader plumbing for the kit's data modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from sapiens_kit.data.collate import collate
+
+
+class BaseDataModule(L.LightningDataModule):
+    """Holds train/val datasets and builds loaders with the kit's collate function.
+
+    Subclasses fill ``self.train_dataset`` / ``self.val_dataset`` in ``setup`` and report what the
+    task needs to know about the data (classes, keypoints) through :meth:`task_kwargs`.
+    """
+
+    def __init__(self, batch_size: int = 2, val_batch_size: int | None = None,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.train_dataset: Dataset[Any] | None = None
+        self.val_dataset: Dataset[Any] | None = None
+
+    def task_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments the task is built with (e.g. ``num_classes``)."""
+        return {}
+
+    def _loader(self, dataset: Dataset[Any] | None, batch_size: int, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in file order."""
+        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation set, for ``trainer.test``."""
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """The validation set, for ``trainer.predict``."""
+        return self.val_dataloader()

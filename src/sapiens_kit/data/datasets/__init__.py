@@ -1,0 +1,5 @@
+"""Datasets returning dict samples with the kit's fixed keys."""
+
+from sapiens_kit.data.datasets.mask_folder import MaskFolder
+
+__all__ = ["MaskFolder"]

@@ -1,0 +1,1 @@
+"""Joint image + target transforms, one module per target kind."""

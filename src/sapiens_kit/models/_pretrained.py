@@ -1,0 +1,128 @@
+"""Pretrained-weight metadata and resolution of the ``weights=`` string.
+
+The grammar is ``None | <arch>.<tag> | /path/file.(pth|pt|bin|safetensors|ckpt) |
+ckpt:/path/run.ckpt | hf-hub:org/repo/path/in/repo``. Registered ``arch.tag`` entries are resolved
+to the local Hugging Face cache first and downloaded only when missing, following timm's order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: ImageNet statistics on a 0-1 scale. The Sapiens configs use the same values on a 0-255 scale
+#: (mean 123.675/116.28/103.53, std 58.395/57.12/57.375), which divide by 255 exactly to these.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SAPIENS_V1_LICENSE = "CC-BY-NC-4.0"
+SAPIENS2_LICENSE = "sapiens2-license"
+
+
+class WeightsError(RuntimeError):
+    """A checkpoint could not be found, read or mapped onto the model."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Registered weights are neither in the local cache nor downloadable (e.g. offline)."""
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Where a set of weights lives and how its inputs must look.
+
+    Data pipelines and tasks read ``mean``/``std``/``input_size`` from here instead of literals.
+    """
+
+    arch: str
+    tag: str = ""
+    hf_hub_id: str | None = None
+    hf_hub_filename: str | None = None
+    url: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+    input_size: tuple[int, int, int] = (3, 1024, 768)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    patch_size: int = 16
+    patch_padding: int = 0
+    task: str = "pretrain"
+    num_classes: int | None = None
+    num_keypoints: int | None = None
+    license: str = SAPIENS_V1_LICENSE
+    paper: str = "arXiv:2408.12569"
+    origin_url: str = "https://github.com/facebookresearch/sapiens"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The ``arch.tag`` key of this entry."""
+        return f"{self.arch}.{self.tag}" if self.tag else self.arch
+
+
+def _offline_message(what: str) -> str:
+    return (
+        f"{what} is not in the local Hugging Face cache and could not be downloaded "
+        "(no network, or the hub refused). Download the file on a machine with access and pass "
+        "it as a local path, e.g. `weights=/path/to/sapiens_0.3b_epoch_1600_clean.pth`."
+    )
+
+
+def hub_download(repo_id: str, filename: str) -> Path:
+    """Return a local path for ``repo_id/filename``: the cache if present, else a download."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, local_files_only=True))
+    except Exception:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise WeightsUnavailableError(_offline_message(f"hf-hub:{repo_id}/{filename}"))
+    try:
+        return Path(hf_hub_download(repo_id, filename))
+    except Exception as err:  # network errors come in many classes; all mean "not available"
+        raise WeightsUnavailableError(
+            _offline_message(f"hf-hub:{repo_id}/{filename}") + f" ({type(err).__name__})"
+        ) from err
+
+
+def parse_hf_hub(spec: str) -> tuple[str, str]:
+    """Split ``hf-hub:org/repo/path/file`` into ``(org/repo, path/file)``."""
+    body = spec.removeprefix("hf-hub:")
+    parts = body.split("/")
+    if len(parts) < 3:
+        raise WeightsError(
+            f"'{spec}' must name a file inside a repository: hf-hub:<org>/<repo>/<file>"
+        )
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def resolve_source(weights: str, cfg: PretrainedCfg | None = None) -> Path:
+    """Turn a ``weights=`` string (or a registered entry) into a local file path."""
+    if cfg is not None:
+        if cfg.file:
+            return _existing(Path(cfg.file))
+        if cfg.hf_hub_id and cfg.hf_hub_filename:
+            return hub_download(cfg.hf_hub_id, cfg.hf_hub_filename)
+        if cfg.url:
+            import torch.hub
+
+            try:
+                dst = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+                if not dst.exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    torch.hub.download_url_to_file(cfg.url, str(dst), progress=True)
+                return dst
+            except Exception as err:
+                raise WeightsUnavailableError(_offline_message(cfg.url)) from err
+        raise WeightsUnavailableError(f"registered weights '{cfg.name}' have no source")
+    if weights.startswith("hf-hub:"):
+        return hub_download(*parse_hf_hub(weights))
+    return _existing(Path(weights.removeprefix("ckpt:").removeprefix("file:")).expanduser())
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file does not exist")
+    return path

@@ -1,0 +1,6 @@
+"""LightningModules: one per task (seg, pose, depth, normal)."""
+
+from sapiens_kit.tasks.base import BaseTask
+from sapiens_kit.tasks.seg import SegmentationTask
+
+__all__ = ["BaseTask", "SegmentationTask"]

@@ -1,0 +1,183 @@
+"""BaseTask: a Sapiens backbone + a task head + a loss, as a LightningModule.
+
+Tasks take plain, serialisable arguments and build their modules in ``configure_models()``, so
+``Task.load_from_checkpoint(path)`` works in a notebook without Hydra. Images arrive as uint8
+``(B, 3, H, W)`` tensors and are normalised here with the mean/std registered for the weights
+(the official models normalise in a data preprocessor the same way).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from sapiens_kit.models import create_backbone, get_pretrained_cfg
+from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
+from sapiens_kit.models._registry import is_registered_weights
+from sapiens_kit.tasks.optim import build_optimizer, build_scheduler, param_groups
+
+log = logging.getLogger(__name__)
+
+
+class BaseTask(L.LightningModule):
+    """Shared backbone construction, weight loading, normalisation and optimisation.
+
+    Args:
+        backbone: Registered backbone name (``sapiens_0_3b``, ``sapiens_test``, ...).
+        weights: ``None``, ``arch.tag``, a checkpoint path or ``hf-hub:...`` (see README).
+        img_size: Model input ``(H, W)``; position embeddings are resampled to it.
+        patch_padding: Patch-conv padding (official: 2 for pose/normal, 0 for seg/depth).
+        backbone_overrides: Extra architecture arguments (e.g. ``drop_path_rate``).
+        allow_random_init: When registered weights cannot be found or downloaded, warn loudly and
+            continue from random init instead of failing (used by the offline demo).
+        freeze_backbone: Train the head only.
+        grad_checkpointing: Recompute backbone blocks in backward to save memory.
+        lr: Base learning rate (the head's; deeper-to-shallower blocks get less with layer decay).
+        weight_decay: AdamW weight decay (not applied to 1-D params, biases, pos_embed).
+        layer_decay: Layer-wise LR decay rate (official 0.85); ``None`` disables it.
+        optimizer: ``adamw`` or ``sgd``.
+        betas: AdamW betas.
+        schedule: ``poly``, ``cosine``, ``multistep`` or ``constant`` after warm-up, in steps.
+        warmup_steps: Linear warm-up length in optimizer steps.
+        milestones: For ``multistep``: fractions of training (<1) or step numbers.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "sapiens_0_3b",
+        weights: str | None = None,
+        img_size: Sequence[int] = (1024, 768),
+        patch_padding: int = 0,
+        backbone_overrides: dict[str, Any] | None = None,
+        allow_random_init: bool = False,
+        freeze_backbone: bool = False,
+        grad_checkpointing: bool = False,
+        lr: float = 5e-4,
+        weight_decay: float = 0.1,
+        layer_decay: float | None = 0.85,
+        optimizer: str = "adamw",
+        betas: Sequence[float] = (0.9, 0.999),
+        schedule: str = "poly",
+        warmup_steps: int = 0,
+        warmup_start_factor: float = 1e-3,
+        milestones: Sequence[float] = (),
+        gamma: float = 0.1,
+    ) -> None:
+        super().__init__()
+        # Collects the arguments of every __init__ in the subclass chain (torchgeo's pattern).
+        self.save_hyperparameters()
+        self.img_size = (int(img_size[0]), int(img_size[1]))
+        self.configure_models()
+
+    # ----------------------------------------------------------------- model construction
+    def configure_models(self) -> None:
+        """Build backbone and head, then load weights (backbone and, when present, head)."""
+        hp = self.hparams
+        self.backbone = create_backbone(
+            hp.backbone, img_size=self.img_size, patch_padding=hp.patch_padding,
+            **(hp.backbone_overrides or {}),
+        )
+        self.head = self.build_head(self.backbone.embed_dim)
+        cfg = get_pretrained_cfg(hp.weights if hp.weights and is_registered_weights(hp.weights)
+                                 else hp.backbone)
+        self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1) * 255,
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 3, 1, 1) * 255,
+                             persistent=False)
+        if hp.weights:
+            self._load_weights(hp.weights)
+        if hp.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        if hp.grad_checkpointing:
+            self.backbone.set_grad_checkpointing(True)
+
+    def _load_weights(self, weights: str) -> None:
+        try:
+            head_sd = self.backbone.load_weights(weights)
+        except WeightsUnavailableError as err:
+            if not self.hparams.allow_random_init:
+                raise
+            banner = "!" * 88
+            log.warning(
+                "\n%s\n  PRETRAINED WEIGHTS UNAVAILABLE: %s\n  Continuing from RANDOM "
+                "initialisation; results will be far from a fine-tuned Sapiens.\n%s",
+                banner, err, banner,
+            )
+            return
+        if head_sd:
+            self.load_head_weights(head_sd)
+
+    def build_head(self, in_channels: int) -> nn.Module:
+        """Create the task head for a backbone of width ``in_channels``."""
+        raise NotImplementedError
+
+    def load_head_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load a checkpoint's head strictly; a differently sized output layer is re-initialised.
+
+        Fine-tuning an official head onto a new label set keeps every layer but the last.
+        """
+        own = self.head.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if missing or unexpected:
+            raise WeightsError(
+                f"head weights do not match {type(self.head).__name__}: "
+                f"missing {missing[:6]}, unexpected {unexpected[:6]}"
+            )
+        out_layer = self.output_layer_name
+        resized = [k for k in own if own[k].shape != state_dict[k].shape]
+        if any(not k.startswith(out_layer + ".") for k in resized):
+            raise WeightsError(f"head weights have other shapes than the model: {resized[:6]}")
+        if resized:
+            log.warning(
+                "checkpoint head has %s outputs, this task %s: re-initialising %s",
+                tuple(state_dict[f"{out_layer}.weight"].shape)[0],
+                tuple(own[f"{out_layer}.weight"].shape)[0], out_layer,
+            )
+            state_dict = {k: v for k, v in state_dict.items() if k not in resized}
+            state_dict.update({k: own[k] for k in resized})
+        self.head.load_state_dict(state_dict, strict=True)
+
+    #: Name of the head's final layer, the one allowed to change size when fine-tuning.
+    output_layer_name = "conv_seg"
+
+    # ----------------------------------------------------------------- forward helpers
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8/float 0-255 RGB -> normalised float input."""
+        return (images.float() - self.pixel_mean) / self.pixel_std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw head output for uint8 images ``(B, 3, H, W)``."""
+        return self.head(self.backbone(self.normalize(images)))
+
+    def save_predictions(
+        self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
+    ) -> list[Path]:
+        """Write ``predict_step`` outputs (machine-readable files and overlays) to ``out_dir``."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with layer-wise decay groups and a per-step warm-up + decay schedule."""
+        hp = self.hparams
+        groups = param_groups(
+            self.named_parameters(), self.backbone.num_layers, hp.lr, hp.weight_decay,
+            hp.layer_decay,
+        )
+        optimizer = build_optimizer(groups, hp.optimizer, hp.lr, hp.betas)
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
+        scheduler = build_scheduler(
+            optimizer, schedule=hp.schedule, total_steps=total, warmup_steps=hp.warmup_steps,
+            warmup_start_factor=hp.warmup_start_factor, milestones=hp.milestones,
+            gamma=hp.gamma,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
