@@ -156,6 +156,16 @@ class BaseTask(L.LightningModule):
         """Raw head output for uint8 images ``(B, 3, H, W)``."""
         return self.head(self.backbone(self.normalize(images)))
 
+    def predict_dataset(self, images: list[Path], **options: Any) -> Any:
+        """A dataset of prediction inputs for image files (used by ``sapiens_kit.predict``).
+
+        Each sample is ``{"image": uint8 (3, H, W) at the model size, "meta": {"path",
+        "orig_size"}}``; tasks with other needs (pose boxes) override this.
+        """
+        from sapiens_kit.data.datasets.image_folder import ImageListDataset
+
+        return ImageListDataset(images, self.img_size)
+
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
     ) -> list[Path]:
