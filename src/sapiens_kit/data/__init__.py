@@ -1,5 +1,9 @@
 """Datasets, data modules, transforms and class/keypoint vocabularies."""
 
-from sapiens_kit.data.datamodules import BaseDataModule, MaskFolderDataModule
+from sapiens_kit.data.datamodules import (
+    BaseDataModule,
+    DenseFolderDataModule,
+    MaskFolderDataModule,
+)
 
-__all__ = ["BaseDataModule", "MaskFolderDataModule"]
+__all__ = ["BaseDataModule", "DenseFolderDataModule", "MaskFolderDataModule"]

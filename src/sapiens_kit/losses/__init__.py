@@ -1,5 +1,7 @@
 """Task losses."""
 
+from sapiens_kit.losses.depth import DepthLoss, silog_loss
+from sapiens_kit.losses.normal import NormalLoss
 from sapiens_kit.losses.seg import SegmentationLoss, dice_loss
 
-__all__ = ["SegmentationLoss", "dice_loss"]
+__all__ = ["DepthLoss", "NormalLoss", "SegmentationLoss", "dice_loss", "silog_loss"]

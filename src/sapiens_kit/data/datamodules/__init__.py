@@ -1,6 +1,7 @@
 """Lightning data modules."""
 
 from sapiens_kit.data.datamodules.base import BaseDataModule
+from sapiens_kit.data.datamodules.dense_folder import DenseFolderDataModule
 from sapiens_kit.data.datamodules.mask_folder import MaskFolderDataModule
 
-__all__ = ["BaseDataModule", "MaskFolderDataModule"]
+__all__ = ["BaseDataModule", "DenseFolderDataModule", "MaskFolderDataModule"]

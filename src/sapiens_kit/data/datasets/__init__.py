@@ -1,5 +1,6 @@
 """Datasets returning dict samples with the kit's fixed keys."""
 
+from sapiens_kit.data.datasets.dense_folder import DenseFolder
 from sapiens_kit.data.datasets.mask_folder import MaskFolder
 
-__all__ = ["MaskFolder"]
+__all__ = ["DenseFolder", "MaskFolder"]

@@ -1,0 +1,105 @@
+"""Depth and surface-normal transforms after the official Sapiens recipes.
+
+Training: random resize 0.2-2.0 (aspect kept) and crop to the model size, stretch to the model
+size (image bilinear, targets and mask nearest), rotation +-60 deg with p 0.5 for depth only (the
+official normal recipe has no rotation: rotating the image would need the normals rotated too),
+horizontal flip with p 0.5 that negates the normal X channel, photometric distortion.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from sapiens_kit.data.transforms.common import (
+    WorkerRng,
+    photometric,
+    random_crop,
+    random_rescale,
+    resize_to,
+)
+
+_INTERPS = (cv2.INTER_LINEAR, cv2.INTER_NEAREST, cv2.INTER_NEAREST)
+
+
+def hflip_dense(
+    image: np.ndarray, target: np.ndarray, valid: np.ndarray, kind: Literal["depth", "normal"]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mirror left-right; a mirrored surface's normal has its X component negated."""
+    image, target, valid = (np.ascontiguousarray(a[:, ::-1]) for a in (image, target, valid))
+    if kind == "normal":
+        target = target * np.array([-1, 1, 1], dtype=target.dtype)
+    return image, target, valid
+
+
+class DenseTrainTransform:
+    """The official depth/normal training augmentation on ``(image, target, valid)``.
+
+    Args:
+        size: Output ``(H, W)``.
+        kind: ``depth`` (target (H, W)) or ``normal`` (target (H, W, 3)).
+        ratio_range: Random resize range relative to ``size``.
+        rotate_limit: Max rotation in degrees for depth (official 60; padded area is invalid).
+            Ignored for normals.
+        rotate_prob: Probability of rotating (official 0.5).
+        flip_prob: Probability of a horizontal flip.
+        photometric_distortion: Apply mmseg's PhotoMetricDistortion.
+    """
+
+    def __init__(
+        self,
+        size: tuple[int, int],
+        kind: Literal["depth", "normal"] = "depth",
+        ratio_range: tuple[float, float] = (0.2, 2.0),
+        rotate_limit: float = 60.0,
+        rotate_prob: float = 0.5,
+        flip_prob: float = 0.5,
+        photometric_distortion: bool = True,
+    ) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.kind = kind
+        self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
+        self.flip_prob = flip_prob
+        self.rng = WorkerRng()
+        self.rotate = None
+        if kind == "depth" and rotate_limit > 0 and rotate_prob > 0:
+            self.rotate = A.Rotate(limit=rotate_limit, border_mode=cv2.BORDER_CONSTANT, fill=0,
+                                   fill_mask=0, p=rotate_prob)
+        self.photometric = photometric() if photometric_distortion else None
+
+    def __call__(
+        self, image: np.ndarray, target: np.ndarray, valid: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Transform an RGB uint8 image, its target and its valid-pixel mask together."""
+        rng = self.rng.get()
+        arrays = (image, target, valid.astype(np.uint8))
+        arrays = random_rescale(arrays, _INTERPS, self.size, self.ratio_range, rng)
+        arrays = random_crop(arrays, self.size, rng)
+        image, target, valid_u8 = resize_to(arrays, _INTERPS, self.size)
+        if self.rotate is not None:
+            out = self.rotate(image=image, masks=[target, valid_u8])
+            image, (target, valid_u8) = out["image"], out["masks"]
+        valid = np.asarray(valid_u8) > 0
+        target = np.asarray(target, dtype=np.float32)
+        if rng.random() < self.flip_prob:
+            image, target, valid = hflip_dense(image, target, valid, self.kind)
+        if self.photometric is not None:
+            image = self.photometric(image=image)["image"]
+        return image, target, valid
+
+
+class DenseEvalTransform:
+    """Stretch the image to the model size; targets stay at their original size for scoring."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = (int(size[0]), int(size[1]))
+
+    def __call__(
+        self, image: np.ndarray, target: np.ndarray, valid: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Resize the image only (bilinear), as the official test pipeline does."""
+        (image,) = resize_to((image,), (cv2.INTER_LINEAR,), self.size)
+        return image, target, valid
