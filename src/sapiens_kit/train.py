@@ -46,7 +46,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if trainer.is_global_zero:
         log.info("Outputs: %s", out_dir.resolve())
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items()
+        if v.numel() == 1 and not k.startswith("lr-")
+    }
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     if cfg.get("test_after_fit") and not trainer.fast_dev_run:
         results = trainer.validate(model, datamodule=datamodule, ckpt_path=best or "last")

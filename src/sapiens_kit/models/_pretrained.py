@@ -69,6 +69,20 @@ def _offline_message(what: str) -> str:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Quick TCP check of the hub endpoint, so offline machines fail in seconds, not retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def hub_download(repo_id: str, filename: str) -> Path:
     """Return a local path for ``repo_id/filename``: the cache if present, else a download."""
     from huggingface_hub import hf_hub_download
@@ -77,7 +91,8 @@ def hub_download(repo_id: str, filename: str) -> Path:
         return Path(hf_hub_download(repo_id, filename, local_files_only=True))
     except Exception:
         pass
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if offline or not hub_reachable():
         raise WeightsUnavailableError(_offline_message(f"hf-hub:{repo_id}/{filename}"))
     try:
         return Path(hf_hub_download(repo_id, filename))

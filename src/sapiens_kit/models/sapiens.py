@@ -107,7 +107,7 @@ class SapiensViT(VisionTransformer):
     def default_out_indices(self) -> tuple[int, ...]:
         """Four evenly spaced block indices for multi-level heads (dinov2's ``out_index``)."""
         depth = self.num_layers
-        return tuple(int(round(depth * f)) - 1 for f in (0.25, 0.5, 0.75, 1.0))
+        return tuple(sorted({max(0, round(depth * f) - 1) for f in (0.25, 0.5, 0.75, 1.0)}))
 
     def load_weights(self, weights: str) -> dict[str, torch.Tensor]:
         """Load ``weights`` strictly into this backbone.
@@ -271,8 +271,9 @@ def _create_sapiens(img_size: tuple[int, int], **kwargs: Any) -> SapiensViT:
 
 
 def _arch(
-    embed_dim: int, depth: int, num_heads: int, img_size: tuple[int, int], **overrides: Any
+    dims: tuple[int, int, int], img_size: tuple[int, int], overrides: dict[str, Any]
 ) -> SapiensViT:
+    embed_dim, depth, num_heads = dims
     args: dict[str, Any] = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=4.0)
     return _create_sapiens(img_size, **{**args, **overrides})
 
@@ -280,31 +281,31 @@ def _arch(
 @register_backbone
 def sapiens_0_3b(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Sapiens-0.3B: D=1024, 24 layers, 16 heads."""
-    return _arch(1024, 24, 16, img_size, **overrides)
+    return _arch((1024, 24, 16), img_size, overrides)
 
 
 @register_backbone
 def sapiens_0_6b(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Sapiens-0.6B: D=1280, 32 layers, 16 heads."""
-    return _arch(1280, 32, 16, img_size, **overrides)
+    return _arch((1280, 32, 16), img_size, overrides)
 
 
 @register_backbone
 def sapiens_1b(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Sapiens-1B: D=1536, 40 layers, 24 heads."""
-    return _arch(1536, 40, 24, img_size, **overrides)
+    return _arch((1536, 40, 24), img_size, overrides)
 
 
 @register_backbone
 def sapiens_2b(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Sapiens-2B: D=1920, 48 layers, 32 heads (head dim 60)."""
-    return _arch(1920, 48, 32, img_size, **overrides)
+    return _arch((1920, 48, 32), img_size, overrides)
 
 
 @register_backbone
 def sapiens_test(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Tiny Sapiens-architecture model for tests: D=32, 2 layers, 2 heads."""
-    return _arch(32, 2, 2, img_size, **overrides)
+    return _arch((32, 2, 2), img_size, overrides)
 
 
 for _size in ("0.3b", "0.6b", "1b", "2b"):

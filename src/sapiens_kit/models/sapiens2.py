@@ -77,7 +77,8 @@ class Sapiens2Backbone(nn.Module):
     @property
     def default_out_indices(self) -> tuple[int, ...]:
         """Four evenly spaced block indices for multi-level heads."""
-        return tuple(int(round(self.num_layers * f)) - 1 for f in (0.25, 0.5, 0.75, 1.0))
+        depth = self.num_layers
+        return tuple(sorted({max(0, round(depth * f) - 1) for f in (0.25, 0.5, 0.75, 1.0)}))
 
     def load_weights(self, weights: str) -> dict[str, torch.Tensor]:
         """Load timm- or Meta-layout Sapiens2 weights strictly; returns any head weights."""

@@ -88,7 +88,7 @@ class MaskFolderDataModule(BaseDataModule):
             log.warning("%s has no val split: validating on the training images", self.root)
         train_tf = (
             SegTrainTransform(self.img_size, c.flip_lut()) if self.augment
-            else SegEvalTransform(self.img_size)
+            else SegEvalTransform(self.img_size, resize_mask=True)
         )
         common = dict(num_classes=c.num_classes, ignore_index=c.ignore_index,
                       check_labels=self.check_labels)

@@ -61,12 +61,16 @@ class SegTrainTransform:
 
 
 class SegEvalTransform:
-    """Stretch the image to the model size; the mask stays at its original size for scoring."""
+    """Stretch the image to the model size; the mask stays at its original size for scoring
+    (or is resized with nearest neighbour when ``resize_mask``, for un-augmented training)."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
+    def __init__(self, size: tuple[int, int], resize_mask: bool = False) -> None:
         self.size = tuple(size)
+        self.resize_mask = resize_mask
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Resize the image only (bilinear), as the official test pipeline does."""
+        """Resize the image (bilinear), as the official test pipeline does."""
         (image,) = resize_to((image,), (cv2.INTER_LINEAR,), self.size)
+        if self.resize_mask:
+            (mask,) = resize_to((mask,), (cv2.INTER_NEAREST,), self.size)
         return image, mask
