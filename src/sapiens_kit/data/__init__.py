@@ -2,8 +2,14 @@
 
 from sapiens_kit.data.datamodules import (
     BaseDataModule,
+    CocoKeypointDataModule,
     DenseFolderDataModule,
     MaskFolderDataModule,
 )
 
-__all__ = ["BaseDataModule", "DenseFolderDataModule", "MaskFolderDataModule"]
+__all__ = [
+    "BaseDataModule",
+    "CocoKeypointDataModule",
+    "DenseFolderDataModule",
+    "MaskFolderDataModule",
+]
