@@ -93,7 +93,7 @@ def _hit_sphere(dirs: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np
     disc = b * b - 4 * a * c
     t = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), np.inf)
     t = np.where(t > 0, t, np.inf)
-    normals = (dirs * t[..., None] - centre) / radius
+    normals = (dirs * np.where(np.isfinite(t), t, 0)[..., None] - centre) / radius
     return t, normals
 
 

@@ -176,7 +176,8 @@ def depth_valid(depth: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Valid (finite, > 0) pixels and the anomaly masks ``nonfinite``/``negative``/``zero``."""
     finite = np.isfinite(depth)
     safe = np.where(finite, depth, 0)
-    return finite & (safe > 0), {"nonfinite": ~finite, "negative": safe < 0, "zero": safe == 0}
+    return finite & (safe > 0), {"nonfinite": ~finite, "negative": safe < 0,
+                                 "zero": finite & (safe == 0)}
 
 
 def normalize_normals(
@@ -318,8 +319,12 @@ class DenseFolder(Dataset):
             raise DataFileError(f"{img_dir}: no images found")
         return [_Sample(k, images[k], targets[k], masks.get(k)) for k in keys]
 
-    def _load(self, s: _Sample) -> tuple[np.ndarray, np.ndarray, PixelReport]:
-        """Target in kit form (depth (H, W) / unit normals (H, W, 3)), foreground, report."""
+    def _load(self, s: _Sample, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                   PixelReport]:
+        """Target in kit form (depth (H, W) / unit normals (H, W, 3)), foreground, report.
+
+        ``size`` is the image's ``(H, W)``; the target and mask must match it.
+        """
         if self.target == "depth":
             target = read_depth(s.target, self.depth_scale)
             valid, bad = depth_valid(target)
@@ -327,12 +332,15 @@ class DenseFolder(Dataset):
         else:
             target, valid, bad = normalize_normals(
                 read_normal(s.target, self.flip_y, self.flip_z))
+        if valid.shape != tuple(size):
+            raise DataFileError(f"{s.target}: {self.target} size {valid.shape} differs from its "
+                                f"image {s.image} {tuple(size)} (H, W)")
         region = np.ones(valid.shape, dtype=bool)
         if s.mask is not None:
             region = read_foreground(s.mask)
             if region.shape != valid.shape:
-                raise DataFileError(f"{s.mask}: mask size {region.shape} differs from "
-                                    f"{s.target} {valid.shape} (H, W)")
+                raise DataFileError(f"{s.mask}: mask size {region.shape} differs from its "
+                                    f"image {s.image} {tuple(size)} (H, W)")
             valid = valid & region
         report = PixelReport(
             nonfinite=int((bad["nonfinite"] & region).sum()),
@@ -347,11 +355,7 @@ class DenseFolder(Dataset):
     def _check(self, empty: str) -> None:
         kept = []
         for s in self.samples:
-            size = image_size(s.image)
-            target, valid, s.report = self._load(s)
-            if target.shape[:2] != size:
-                raise DataFileError(f"{s.target}: {self.target} size {target.shape[:2]} differs "
-                                    f"from its image {s.image} {size} (H, W)")
+            _, valid, s.report = self._load(s, image_size(s.image))
             if valid.any():
                 kept.append(s)
             elif empty == "error":
@@ -378,10 +382,7 @@ class DenseFolder(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
         image = read_rgb(s.image)
-        target, valid, _ = self._load(s)
-        if image.shape[:2] != target.shape[:2]:
-            raise DataFileError(f"{s.target}: {self.target} size {target.shape[:2]} differs "
-                                f"from its image {s.image} {image.shape[:2]} (H, W)")
+        target, valid, _ = self._load(s, image.shape[:2])
         orig_size = image.shape[:2]
         if self.transform is not None:
             image, target, valid = self.transform(image, target, valid)
