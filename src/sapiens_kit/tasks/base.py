@@ -172,6 +172,11 @@ class BaseTask(L.LightningModule):
         """Write ``predict_step`` outputs (machine-readable files and overlays) to ``out_dir``."""
         raise NotImplementedError
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record which task class wrote the checkpoint, so tools can refuse a wrong one."""
+        cls = type(self)
+        checkpoint["sapiens_kit"] = {"task_class": f"{cls.__module__}.{cls.__qualname__}"}
+
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with layer-wise decay groups and a per-step warm-up + decay schedule."""

@@ -1,0 +1,41 @@
+"""Score a checkpoint: ``python -m sapiens_kit.evaluate task=... ckpt=... data=...``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from sapiens_kit.utils.cli import load_task, report_errors, requested_task
+from sapiens_kit.utils.config import CONFIG_DIR
+
+log = logging.getLogger("sapiens_kit")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Validate ``cfg.ckpt`` on ``cfg.data``'s validation set; writes ``metrics.json``."""
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = load_task(cfg.ckpt, requested_task(cfg))
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    results = trainer.validate(model, datamodule=datamodule)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    log.info("Metrics written to %s", out / "metrics.json")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@report_errors
+def main(cfg: DictConfig) -> None:
+    """Hydra app wrapper around :func:`evaluate`."""
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
