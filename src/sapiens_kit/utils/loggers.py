@@ -36,4 +36,7 @@ def wandb_logger(**kwargs: Any) -> Any:
         log.warning("W&B: not logged in, logging offline; sync later with `wandb sync`")
     if mode == "offline":
         kwargs.setdefault("offline", True)
+    if kwargs.get("offline") and kwargs.get("log_model"):
+        log.warning("W&B offline: checkpoints cannot be uploaded, log_model switched off")
+        kwargs["log_model"] = False
     return WandbLogger(**kwargs)
