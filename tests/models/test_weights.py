@@ -207,3 +207,20 @@ def test_hub_download_uses_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     model = sapiens_kit.create_backbone("sapiens_test", weights="hf-hub:org/repo/w.pth",
                                         img_size=(64, 48))
     assert model.pos_embed.shape == (1, 12, DIM)
+
+
+def test_sapiens2_weights_load_from_file_and_lightning_layout(tmp_path: Path) -> None:
+    kw = dict(img_size=(64, 48), embed_dim=32, depth=2, num_heads=2)
+    src = sapiens_kit.create_backbone("sapiens2_0_1b", **kw).eval()
+    st = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in src.model.state_dict().items()}, str(st))
+    loaded = sapiens_kit.create_backbone("sapiens2_0_1b", weights=str(st), **kw).eval()
+    x = torch.randn(1, 3, 64, 48)
+    assert torch.equal(loaded(x), src(x))
+    ckpt = tmp_path / "run.ckpt"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in src.state_dict().items()}}, ckpt)
+    again = sapiens_kit.create_backbone("sapiens2_0_1b", weights=str(ckpt), **kw).eval()
+    assert torch.equal(again(x), src(x))
+    with pytest.raises(WeightsError, match="Sapiens2"):
+        sapiens_kit.create_backbone("sapiens2_0_1b", weights=str(st), img_size=(64, 48),
+                                    embed_dim=64, depth=2, num_heads=2)

@@ -100,18 +100,20 @@ class Sapiens2Backbone(nn.Module):
         from timm.models.eva import checkpoint_filter_fn
 
         own = self.model.state_dict()
-        sd = dict(state_dict)
+        sd = {k.removeprefix("model."): v for k, v in state_dict.items()}
         if not set(own) <= set(sd):
             sd = checkpoint_filter_fn(sd, self.model)
         sd = {k: v for k, v in sd.items() if not k.startswith(("head.", "fc_norm."))}
-        result = self.model.load_state_dict(sd, strict=False)
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
         bad_shapes = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-        if result.missing_keys or result.unexpected_keys or bad_shapes:
+        if missing or unexpected or bad_shapes:
             raise WeightsError(
                 "checkpoint does not match the Sapiens2 architecture "
-                f"{self.timm_name}: missing {result.missing_keys[:8]}, "
-                f"unexpected {result.unexpected_keys[:8]}, shape mismatch {bad_shapes[:5]}"
+                f"{self.timm_name}: missing {missing[:8]}, unexpected {unexpected[:8]}, "
+                f"shape mismatch {bad_shapes[:5]}"
             )
+        self.model.load_state_dict(sd, strict=True)
 
 
 def _cfgs() -> dict[str, PretrainedCfg]:
