@@ -111,7 +111,7 @@ class UDPHeatmap:
         squeeze = heatmaps.ndim == 3
         hm = heatmaps[None] if squeeze else heatmaps
         hm = hm.detach().float()
-        b, k, h, w = hm.shape
+        w = hm.shape[-1]
         scores, flat = hm.flatten(2).max(-1)
         xs, ys = flat % w, torch.div(flat, w, rounding_mode="floor")
         keypoints = torch.stack([xs, ys], -1).float()

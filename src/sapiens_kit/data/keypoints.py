@@ -100,8 +100,8 @@ class KeypointSet:
         def remap(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
             return [(new[a], new[b]) for a, b in pairs if a in new and b in new]
 
-        links = [(new[a], new[b], c) for (a, b), c in
-                 zip(self.skeleton, self.skeleton_colors or [(255, 255, 255)] * len(self.skeleton))
+        colours = self.skeleton_colors or ((255, 255, 255),) * len(self.skeleton)
+        links = [(new[a], new[b], c) for (a, b), c in zip(self.skeleton, colours, strict=True)
                  if a in new and b in new]
         parts = {k: tuple(new[i] for i in v if i in new) for k, v in self.parts.items()}
         return KeypointSet(

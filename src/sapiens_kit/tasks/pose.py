@@ -257,7 +257,7 @@ class PoseTask(BaseTask):
                 "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                               for x, y, s in kps],
             })
-            x, y, w, h = (int(round(v)) for v in pred["meta"]["bbox"])
+            x, y, w, h = (round(v) for v in pred["meta"]["bbox"])
             cv2.rectangle(image, (x, y), (x + w, y + h), (255, 255, 255), 1)
             image = draw_pose(image, pred["keypoints"], pred["scores"], self.kset)
         json_path = out_dir / f"{src.stem}_keypoints.json"

@@ -10,6 +10,7 @@ Run ``python -m sapiens_kit.assets.keypoints._generate [path/to/goliath_keypoint
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -119,7 +120,7 @@ def coco_wholebody133() -> dict[str, Any]:
     for side in ("left", "right"):
         for finger in FINGERS:
             joints = [f"{side}_wrist"] + [f"{side}_{finger}{j}" for j in range(1, 5)]
-            links += [(a, b, FINGER_COLOURS[finger]) for a, b in zip(joints, joints[1:])]
+            links += [(a, b, FINGER_COLOURS[finger]) for a, b in itertools.pairwise(joints)]
     colours = ([body_colour(n) for n in BODY] + [RIGHT] * 6 + [WHITE] * 68
                + 2 * ([WHITE] + [FINGER_COLOURS[f] for f in FINGERS for _ in range(4)]))
     return {

@@ -224,7 +224,7 @@ class CocoKeypoints(Dataset):
         self.ann_ids = np.array([r["ann_id"] for r in good], dtype=np.int64)
         self.image_ids = np.array([r["image_id"] for r in good], dtype=np.int64)
         self.bboxes = np.array([r["bbox"] for r in good], dtype=np.float32)
-        self.bbox_scores = np.array([r["score"] for r in good], dtype=np.float32)
+        self.bbox_scores = np.array([r["score"] for r in good], dtype=np.float64)
         self.keypoints = np.stack([r["keypoints"] if r["keypoints"] is not None
                                    else np.zeros((k, 3), np.float32) for r in good])
         self.paths = {i: self.img_dir / self.images[i]["file_name"]

@@ -119,7 +119,8 @@ class TopdownEvalTransform:
         scale = fix_aspect_ratio(scale, self.aspect_ratio)
         matrix = udp_warp_matrix(center, scale, 0.0, self.input_size)
         kp = np.zeros((0, 2), np.float32) if keypoints is None else warp_points(keypoints, matrix)
-        vis = np.zeros(len(kp), np.float32) if visible is None else visible.astype(np.float32)
+        vis = (np.zeros(len(kp), np.float32) if visible is None
+               else (visible > 0).astype(np.float32))
         return Crop(warp_crop(image, matrix, self.input_size), kp, vis, center, scale)
 
 
