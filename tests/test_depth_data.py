@@ -169,7 +169,7 @@ def test_train_transform_shapes_rotation_and_flip() -> None:
 def test_eval_transform_keeps_targets() -> None:
     image = np.zeros((40, 30, 3), np.uint8)
     depth = np.ones((40, 30), np.float32)
-    img, tgt, val = DenseEvalTransform((32, 24))(image, depth, depth > 0)
+    img, tgt, _ = DenseEvalTransform((32, 24))(image, depth, depth > 0)
     assert img.shape == (32, 24, 3) and tgt is depth
 
 

@@ -24,7 +24,7 @@ METRICS = {
 }
 
 
-def _cfg(task: str, tmp_path: Path, *overrides: str):  # noqa: ANN202
+def _cfg(task: str, tmp_path: Path, *overrides: str):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose("train", overrides=[
             f"task={task}", "backbone=sapiens_test", f"paths.output_dir={tmp_path / 'out'}",
@@ -67,7 +67,7 @@ def test_fast_dev_run(task: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("task", ["depth", "normal"])
 def test_short_run_with_predictions(task: str, tmp_path: Path) -> None:
-    metrics, objects = train(_cfg(task, tmp_path, "trainer.max_epochs=1", "num_overlays=2"))
+    _, objects = train(_cfg(task, tmp_path, "trainer.max_epochs=1", "num_overlays=2"))
     out = tmp_path / "out"
     saved = json.loads((out / "metrics.json").read_text())
     assert all(key in saved for key in METRICS[task])
@@ -114,3 +114,20 @@ def test_predict_with_mask_folder(task_cls: type, tmp_path: Path) -> None:
     assert second.shape[:2] == (30, 44)  # no mask: the whole frame is drawn
     assert cv2.imread(str(tmp_path / "pred" / f"p1_{key}.png")).any(-1).mean() > 0.9
     assert len(task.save_predictions([preds], tmp_path / "lim", limit=1)) == 2
+
+
+@pytest.mark.parametrize("task_cls", [DepthTask, NormalTask])
+def test_training_step_with_unequal_target_sizes(task_cls: type) -> None:
+    """``augment=False`` keeps targets at their own sizes: the loss goes image by image."""
+    task = task_cls(backbone="sapiens_test", img_size=(32, 32))
+    key, channels = ("depth", 1) if task_cls is DepthTask else ("normal", 3)
+    samples = []
+    for size in [(20, 16), (24, 18)]:
+        target = torch.rand(channels, *size) + 0.5
+        samples.append({"image": torch.zeros(3, 32, 32, dtype=torch.uint8), key: target,
+                        "valid_mask": torch.ones(size, dtype=torch.bool)})
+    batch = collate(samples)
+    assert isinstance(batch[key], list)
+    loss = task.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss.detach())

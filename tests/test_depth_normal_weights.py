@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sapiens_kit.models import create_backbone
-from sapiens_kit.models.heads import DepthHead, NormalHead
 from sapiens_kit.models._pretrained import WeightsError
+from sapiens_kit.models.heads import DepthHead, NormalHead
 from sapiens_kit.tasks import DepthTask, NormalTask
 
 D = 32  # sapiens_test width

@@ -85,7 +85,9 @@ def _figure(rng: np.random.Generator) -> list[_Primitive]:
     return parts
 
 
-def _hit_sphere(dirs: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def _hit_sphere(
+    dirs: np.ndarray, centre: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest ``t`` (inf on a miss) and outward normals for rays ``t * dirs`` from the origin."""
     a = (dirs * dirs).sum(-1)
     b = -2 * dirs @ centre
@@ -212,7 +214,7 @@ def generate(
 
 
 def cache_root() -> Path:
-    """``$SAPIENS_KIT_CACHE``, else ``$XDG_CACHE_HOME/sapiens_kit``, else ``~/.cache/sapiens_kit``."""
+    """``$SAPIENS_KIT_CACHE``, else ``$XDG_CACHE_HOME/sapiens_kit``, else ``~/.cache/...``."""
     if os.environ.get("SAPIENS_KIT_CACHE"):
         return Path(os.environ["SAPIENS_KIT_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

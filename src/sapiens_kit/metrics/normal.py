@@ -41,7 +41,7 @@ class NormalMetrics(Metric):
         super().__init__()
         self.thresholds = tuple(float(t) for t in thresholds)
         self.bin_width = float(bin_width)
-        self.num_bins = int(round(180.0 / self.bin_width)) + 1
+        self.num_bins = round(180.0 / self.bin_width) + 1
         self.add_state("error_sum", default=torch.zeros((), dtype=torch.float64),
                        dist_reduce_fx="sum")
         self.add_state("pixels", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")

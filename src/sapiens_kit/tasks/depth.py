@@ -107,7 +107,13 @@ class DepthTask(BaseTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """SiLog on the (normalised) target at the training crop size."""
         pred = self(batch["image"])
-        loss = self._loss(pred, batch["depth"], batch["valid_mask"])
+        if isinstance(batch["depth"], torch.Tensor):
+            loss = self._loss(pred, batch["depth"], batch["valid_mask"])
+        else:  # targets of different sizes (augment=False): one image at a time
+            loss = torch.stack([
+                self._loss(pred[i : i + 1], d.unsqueeze(0), v.unsqueeze(0))
+                for i, (d, v) in enumerate(zip(batch["depth"], batch["valid_mask"], strict=True))
+            ]).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 

@@ -68,7 +68,13 @@ class NormalTask(BaseTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Cosine + L1 at the training crop size."""
         pred = self(batch["image"])
-        loss = self.loss_fn(pred, batch["normal"], batch["valid_mask"])
+        if isinstance(batch["normal"], torch.Tensor):
+            loss = self.loss_fn(pred, batch["normal"], batch["valid_mask"])
+        else:  # targets of different sizes (augment=False): one image at a time
+            loss = torch.stack([
+                self.loss_fn(pred[i : i + 1], n.unsqueeze(0), v.unsqueeze(0))
+                for i, (n, v) in enumerate(zip(batch["normal"], batch["valid_mask"], strict=True))
+            ]).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from sapiens_kit.data.datamodules.base import BaseDataModule
-from sapiens_kit.data.datasets.dense_folder import DenseFolder, Target
+from sapiens_kit.data.datasets.dense_folder import DenseFolder, Target, Transform
 from sapiens_kit.data.io import DataFileError
 from sapiens_kit.data.transforms.dense import DenseEvalTransform, DenseTrainTransform
 
@@ -76,8 +76,8 @@ class DenseFolderDataModule(BaseDataModule):
         self.target: Target = target
         self.img_size = (int(img_size[0]), int(img_size[1]))
         self.train_list, self.val_list = train_list, val_list
-        self.dataset_kwargs = dict(target=target, depth_scale=depth_scale, flip_y=flip_y,
-                                   flip_z=flip_z, check=check, empty=empty)
+        self.depth_scale, self.flip_y, self.flip_z = depth_scale, flip_y, flip_z
+        self.check, self.empty = check, empty
         self.augment = augment
         self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
         self.rotate_limit = rotate_limit
@@ -113,12 +113,13 @@ class DenseFolderDataModule(BaseDataModule):
         val_root, val_stems = self._split(self.root, "val", self.val_list)
         if (train_root, train_stems) == (val_root, val_stems):
             log.warning("%s has no val split: validating on the training images", self.root)
-        train_tf = (
+        train_tf: Transform = (
             DenseTrainTransform(self.img_size, self.target, self.ratio_range, self.rotate_limit)
             if self.augment else DenseEvalTransform(self.img_size)
         )
-        self.train_dataset = DenseFolder(train_root, stems=train_stems, transform=train_tf,
-                                         **self.dataset_kwargs)
-        self.val_dataset = DenseFolder(val_root, stems=val_stems,
-                                       transform=DenseEvalTransform(self.img_size),
-                                       **self.dataset_kwargs)
+        self.train_dataset = self._dataset(train_root, train_stems, train_tf)
+        self.val_dataset = self._dataset(val_root, val_stems, DenseEvalTransform(self.img_size))
+
+    def _dataset(self, root: Path, stems: list[str] | None, transform: Transform) -> DenseFolder:
+        return DenseFolder(root, self.target, stems, transform, self.depth_scale, self.flip_y,
+                           self.flip_z, self.check, self.empty)

@@ -18,14 +18,13 @@ from typing import Any, Literal
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
-import cv2  # noqa: E402  (must follow the OpenEXR switch)
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
 
-from sapiens_kit.data.datasets.image_folder import ImageListDataset  # noqa: E402
-from sapiens_kit.data.io import (  # noqa: E402
-    IMAGE_SUFFIXES,
+from sapiens_kit.data.datasets.image_folder import ImageListDataset
+from sapiens_kit.data.io import (
     DataFileError,
     image_size,
     list_images,
@@ -217,7 +216,7 @@ def _index(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-class DenseFolder(Dataset):
+class DenseFolder(Dataset[dict[str, Any]]):
     """Pairs ``images/<stem>`` with ``depth/<stem>`` or ``normal/<stem>`` and an optional mask.
 
     Layout (official spellings ``rgb/``, ``depths/``, ``normals/``, ``masks/`` also accepted)::
@@ -433,5 +432,5 @@ class ForegroundImageList(ImageListDataset):
         return sample
 
 
-__all__ = ["IMAGE_SUFFIXES", "DenseFolder", "ForegroundImageList", "PixelReport",
+__all__ = ["DenseFolder", "ForegroundImageList", "PixelReport",
            "read_depth", "read_foreground", "read_normal"]

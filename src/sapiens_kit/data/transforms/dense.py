@@ -75,8 +75,8 @@ class DenseTrainTransform:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Transform an RGB uint8 image, its target and its valid-pixel mask together."""
         rng = self.rng.get()
-        arrays = (image, target, valid.astype(np.uint8))
-        arrays = random_rescale(arrays, _INTERPS, self.size, self.ratio_range, rng)
+        arrays = random_rescale((image, target, valid.astype(np.uint8)), _INTERPS, self.size,
+                                self.ratio_range, rng)
         arrays = random_crop(arrays, self.size, rng)
         image, target, valid_u8 = resize_to(arrays, _INTERPS, self.size)
         if self.rotate is not None:
