@@ -100,3 +100,25 @@ def test_wandb_logger_goes_offline_without_login(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(loggers, "wandb_is_logged_in", lambda: False)
     logger = loggers.wandb_logger(project="t", save_dir=str(tmp_path), log_model=True)
     assert logger._offline is True and logger._log_model is False
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
+def test_export_matches_the_lightning_module(trained: Path, fmt: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from sapiens_kit.export import export
+    from sapiens_kit.utils.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="export", overrides=[
+            "task=seg", f"ckpt={trained / 'run/checkpoints/best.ckpt'}", f"format={fmt}",
+            "paths.output_dir=/tmp/unused"])
+    out = trained / f"export_{fmt}"
+    report = export(cfg, out)
+    assert Path(report["file"]).is_file() and report["max_abs_diff"] <= 1e-4
+    assert report["output_shape"] == [1, 3, 32, 24]  # 3 classes, 8x the 4x3 token grid
+    assert json.loads((out / f"export_{fmt}.json").read_text())["format"] == fmt
+    from sapiens_kit.utils.cli import UserError
+
+    with pytest.raises(UserError, match="already exists"):
+        export(cfg, out)
