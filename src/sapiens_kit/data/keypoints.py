@@ -28,6 +28,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+# Re-exported: the drawing lives in the one visualisation module.
+from sapiens_kit.visualize import draw_pose  # noqa: F401
+
 PRESETS = {"coco17": "coco17", "coco": "coco17", "coco_wholebody133": "coco_wholebody133",
            "coco_wholebody": "coco_wholebody133", "goliath308": "goliath308",
            "goliath": "goliath308"}
@@ -279,25 +282,3 @@ def eval_set(annotated: KeypointSet, predicted: KeypointSet) -> KeypointSet:
         )
     return annotated.subset(names, name=f"{annotated.name}&{predicted.name}")
 
-
-# --------------------------------------------------------------------------- drawing
-def draw_pose(
-    image: np.ndarray,
-    keypoints: np.ndarray,
-    scores: np.ndarray,
-    kset: KeypointSet,
-    threshold: float = 0.3,
-    radius: int | None = None,
-) -> np.ndarray:
-    """Draw one instance's skeleton and points (RGB image, ``(K, 2)`` points, ``(K,)`` scores)."""
-    out = np.ascontiguousarray(image)
-    r = radius or max(1, round(max(out.shape[:2]) / 300))
-    ok = scores >= threshold
-    pts = np.round(keypoints).astype(int)
-    for (a, b), colour in zip(kset.skeleton, kset.skeleton_colors, strict=False):
-        if ok[a] and ok[b]:
-            cv2.line(out, tuple(pts[a]), tuple(pts[b]), colour, max(1, r), cv2.LINE_AA)
-    for i in np.flatnonzero(ok):
-        colour = kset.keypoint_colors[i] if kset.keypoint_colors else (255, 255, 255)
-        cv2.circle(out, tuple(pts[i]), r, colour, -1, cv2.LINE_AA)
-    return out

@@ -16,6 +16,7 @@ from sapiens_kit.losses.depth import DepthLoss, depth_target
 from sapiens_kit.metrics.depth import DEPTH_METRICS, Alignment, DepthMetrics
 from sapiens_kit.models.heads.depth import DepthHead
 from sapiens_kit.tasks.base import BaseTask
+from sapiens_kit.visualize import colorize_depth
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +27,6 @@ def resize_output(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.
     if tuple(x.shape[-2:]) == tuple(size):
         return x.float()
     return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def colorize_depth(depth: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 visualisation: turbo colormap, near = warm/bright, black outside the foreground.
-
-    Depth is min-max normalised over the foreground and inverted so that near is bright, as the
-    official ``vis_depth`` does.
-    """
-    fg = np.ones(depth.shape, bool) if foreground is None else foreground.astype(bool)
-    fg &= np.isfinite(depth)
-    out = np.zeros((*depth.shape, 3), dtype=np.uint8)
-    if not fg.any():
-        return out
-    values = depth[fg]
-    lo, hi = float(values.min()), float(values.max())
-    norm = 1.0 - (depth - lo) / max(hi - lo, 1e-12)
-    grey = (np.clip(np.nan_to_num(norm), 0, 1) * 255).round().astype(np.uint8)
-    colour = cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-    out[fg] = colour[fg]
-    return out
 
 
 def _per_image(batch: dict[str, Any], key: str) -> list[torch.Tensor]:

@@ -16,16 +16,9 @@ from sapiens_kit.metrics.normal import NormalMetrics
 from sapiens_kit.models.heads.normal import NormalHead, normalize_normals
 from sapiens_kit.tasks.base import BaseTask
 from sapiens_kit.tasks.depth import _foregrounds, _per_image, resize_output
+from sapiens_kit.visualize import colorize_normals
 
 log = logging.getLogger(__name__)
-
-
-def colorize_normals(normal: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 ``(n + 1) / 2`` of unit normals ``(H, W, 3)``; black outside the foreground."""
-    rgb = ((np.clip(np.nan_to_num(normal), -1, 1) + 1) / 2 * 255).round().astype(np.uint8)
-    if foreground is not None:
-        rgb[~foreground.astype(bool)] = 0
-    return rgb
 
 
 class NormalTask(BaseTask):

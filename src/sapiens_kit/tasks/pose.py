@@ -15,11 +15,12 @@ from torch import nn
 
 from sapiens_kit.codecs.udp_heatmap import UDPHeatmap
 from sapiens_kit.data.io import read_rgb
-from sapiens_kit.data.keypoints import draw_pose, keypoint_mapping, load_keypoint_set
+from sapiens_kit.data.keypoints import keypoint_mapping, load_keypoint_set
 from sapiens_kit.losses.pose import KeypointMSELoss, KeypointOHKMMSELoss
 from sapiens_kit.metrics.pose import CocoKeypointMetric, oks_nms, rescore, to_results
 from sapiens_kit.models.heads.heatmap import HeatmapHead
 from sapiens_kit.tasks.base import BaseTask
+from sapiens_kit.visualize import draw_instances
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +258,7 @@ class PoseTask(BaseTask):
                 "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                               for x, y, s in kps],
             })
-            x, y, w, h = (round(v) for v in pred["meta"]["bbox"])
-            cv2.rectangle(image, (x, y), (x + w, y + h), (255, 255, 255), 1)
-            image = draw_pose(image, pred["keypoints"], pred["scores"], self.kset)
+        image = draw_instances(image, preds, self.kset)
         json_path = out_dir / f"{src.stem}_keypoints.json"
         overlay_path = out_dir / f"{src.stem}_overlay.jpg"
         json_path.write_text(json.dumps(record))
