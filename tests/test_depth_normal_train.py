@@ -53,6 +53,7 @@ def test_default_config_is_the_official_recipe(task: str) -> None:
     else:
         assert list(head.deconv_channels) == [768] * 3 and list(head.conv_channels) == [768] * 3
     assert list(folder.img_size) == [1024, 768]
+    assert folder.model.allow_random_init is False  # real data: missing weights are an error
 
 
 @pytest.mark.parametrize("task", ["depth", "normal"])
