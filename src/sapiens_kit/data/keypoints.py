@@ -241,7 +241,7 @@ def _colours(value: Any, n: int, source: str, key: str) -> tuple[RGB, ...]:
 
 
 def _hue(i: int, n: int) -> RGB:
-    hsv = np.uint8([[[int(180 * i / max(n, 1)), 200, 255]]])
+    hsv = np.array([[[int(180 * i / max(n, 1)), 200, 255]]], dtype=np.uint8)
     r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
     return int(r), int(g), int(b)
 

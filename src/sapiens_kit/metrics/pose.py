@@ -33,7 +33,7 @@ def rescore(bbox_scores: np.ndarray, keypoint_scores: np.ndarray, thr: float = 0
     """Instance scores: box score x mean of the keypoint scores above ``thr`` (0 if none)."""
     above = keypoint_scores > thr
     mean = np.where(above, keypoint_scores, 0).sum(1) / np.maximum(above.sum(1), 1)
-    return bbox_scores * mean
+    return np.asarray(bbox_scores * mean, dtype=np.float64)
 
 
 def oks(ref: np.ndarray, others: np.ndarray, ref_area: float, areas: np.ndarray,
@@ -42,7 +42,7 @@ def oks(ref: np.ndarray, others: np.ndarray, ref_area: float, areas: np.ndarray,
     var = (2 * sigmas) ** 2
     d2 = ((others[..., :2] - ref[None, :, :2]) ** 2).sum(-1)
     e = d2 / var / ((ref_area + areas)[:, None] / 2 + np.spacing(1)) / 2
-    return np.exp(-e).mean(1)
+    return np.asarray(np.exp(-e).mean(1), dtype=np.float64)
 
 
 def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
@@ -158,6 +158,10 @@ class CocoKeypointMetric(Metric):
 
     full_state_update = False
     higher_is_better = True
+    image_ids: list[torch.Tensor]
+    keypoints: list[torch.Tensor]
+    bbox_scores: list[torch.Tensor]
+    areas: list[torch.Tensor]
 
     def __init__(
         self,

@@ -50,6 +50,8 @@ class PoseTask(BaseTask):
     """
 
     output_layer_name = "final_layer"
+    eval_index: torch.Tensor
+    flip_index: torch.Tensor
 
     def __init__(
         self,
@@ -89,20 +91,25 @@ class PoseTask(BaseTask):
 
     def build_head(self, in_channels: int) -> nn.Module:
         """The official heatmap head with one output per keypoint of the set."""
-        k = load_keypoint_set(self.hparams.keypoints).num_keypoints
-        return HeatmapHead(in_channels, k, **(self.hparams.head or {}))
+        k = load_keypoint_set(self.hp.keypoints).num_keypoints
+        return HeatmapHead(in_channels, k, **(self.hp.head or {}))
 
     # ------------------------------------------------------------------ helpers
-    def codec(self, heatmap_size: tuple[int, int]) -> UDPHeatmap:
+    @property
+    def hp(self) -> Any:
+        """The hyperparameters (``self.hparams``) with attribute access for the type checker."""
+        return self.hparams
+
+    def codec(self, heatmap_size: tuple[int, ...]) -> UDPHeatmap:
         """The UDP codec between this model's input and heatmaps of ``heatmap_size``."""
-        return UDPHeatmap(self.img_size, heatmap_size, self.hparams.heatmap_sigma)
+        return UDPHeatmap(self.img_size, heatmap_size, self.hp.heatmap_sigma)
 
     def _warn_once(self, key: str, msg: str, *args: Any) -> None:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(msg, *args)
 
-    def _targets(self, batch: dict[str, Any], size: tuple[int, int]) -> tuple[torch.Tensor,
+    def _targets(self, batch: dict[str, Any], size: tuple[int, ...]) -> tuple[torch.Tensor,
                                                                                torch.Tensor]:
         target = batch.get("heatmap")
         if isinstance(target, torch.Tensor) and tuple(target.shape[-2:]) == size:
@@ -113,8 +120,8 @@ class PoseTask(BaseTask):
 
     def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps for uint8 crops, flip-test averaged when ``flip_test`` is on."""
-        heatmaps = self(images)
-        if self.hparams.flip_test:
+        heatmaps: torch.Tensor = self(images)
+        if self.hp.flip_test:
             mirrored = self(images.flip(-1)).flip(-1)
             heatmaps = (heatmaps + mirrored[:, self.flip_index]) / 2
         return heatmaps
@@ -131,16 +138,16 @@ class PoseTask(BaseTask):
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Heatmap loss against (re-)encoded UDP targets."""
-        heatmaps = self(batch["image"])
+        heatmaps: torch.Tensor = self(batch["image"])
         target, weights = self._targets(batch, tuple(heatmaps.shape[-2:]))
-        loss = self.loss_fn(heatmaps, target.to(heatmaps), weights.to(heatmaps))
+        loss: torch.Tensor = self.loss_fn(heatmaps, target.to(heatmaps), weights.to(heatmaps))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss on the plain crops, then flip-tested predictions into the AP metric."""
-        plain = self(batch["image"])
-        if self.hparams.flip_test:
+        plain: torch.Tensor = self(batch["image"])
+        if self.hp.flip_test:
             mirrored = self(batch["image"].flip(-1)).flip(-1)
             heatmaps = (plain + mirrored[:, self.flip_index]) / 2
         else:
@@ -216,7 +223,7 @@ class PoseTask(BaseTask):
             by_image[pred["meta"]["path"]].append(pred)
         written: list[Path] = []
         coco: list[dict[str, Any]] = []
-        thr = self.hparams.keypoint_score_thr
+        thr = self.hp.keypoint_score_thr
         for n, (path, preds) in enumerate(by_image.items()):
             bbox_scores = np.array([p["meta"]["bbox_score"] for p in preds])
             scores = np.stack([p["scores"] for p in preds])
@@ -227,7 +234,7 @@ class PoseTask(BaseTask):
                                       scores[..., None]], -1)
                 areas = np.array([p["meta"]["scale"][0] * p["meta"]["scale"][1] for p in preds])
                 keep = sorted(oks_nms(kps, inst_scores, areas, np.asarray(self.kset.sigmas),
-                                      self.hparams.nms_thr))
+                                      self.hp.nms_thr))
                 coco += to_results(np.full(len(keep), image_id), kps[keep], inst_scores[keep],
                                    self.kset)
             if limit is not None and n >= limit:

@@ -112,20 +112,21 @@ class CocoKeypointDataModule(BaseDataModule):
             TopdownTrainTransform(self.img_size, k.flip_indices, k.upper_body, k.lower_body)
             if self.augment else TopdownEvalTransform(self.img_size)
         )
-        common = dict(keypoints=k, ann_keypoints=self.ann_kset, codec=codec,
-                      on_bad_instance=self.on_bad_instance)
         if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset = CocoKeypoints(self.train_ann, self.img_dir, transform=train_tf,
-                                               train=True, **common)
+            self.train_dataset = CocoKeypoints(
+                self.train_ann, self.img_dir, k, self.ann_kset, train_tf, codec, train=True,
+                on_bad_instance=self.on_bad_instance,
+            )
         if self.val_dataset is None:
             self.val_dataset = CocoKeypoints(
-                self.val_ann, self.val_img_dir, transform=TopdownEvalTransform(self.img_size),
-                bboxes=self.val_bboxes, bbox_score_thr=self.bbox_score_thr, **common,
+                self.val_ann, self.val_img_dir, k, self.ann_kset,
+                TopdownEvalTransform(self.img_size), codec, bboxes=self.val_bboxes,
+                bbox_score_thr=self.bbox_score_thr, on_bad_instance=self.on_bad_instance,
             )
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO ground truth of the validation annotations, in the evaluation keypoint set."""
         if self.val_dataset is None:
             self.setup("validate")
-        assert self.val_dataset is not None
+        assert isinstance(self.val_dataset, CocoKeypoints)
         return self.val_dataset.coco_ground_truth()

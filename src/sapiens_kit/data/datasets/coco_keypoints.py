@@ -70,7 +70,7 @@ def read_annotation_keypoints(ann: dict[str, Any], kset: KeypointSet, source: st
     return np.concatenate(parts, 0)
 
 
-class CocoKeypoints(Dataset):
+class CocoKeypoints(Dataset[dict[str, Any]]):
     """One sample per person box: a UDP crop, its heatmaps and keypoints.
 
     Training (``train=True``) skips crowd instances and those with no labelled keypoint, like the
@@ -290,7 +290,7 @@ class CocoKeypoints(Dataset):
         return sample
 
 
-class PersonCrops(Dataset):
+class PersonCrops(Dataset[dict[str, Any]]):
     """Top-down crops for prediction on image files, from given boxes or the whole image.
 
     ``bboxes`` may be a COCO detection results list (``image_id`` matched to numeric file stems

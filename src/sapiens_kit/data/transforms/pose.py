@@ -57,12 +57,13 @@ def udp_warp_matrix(
     cos, sin = np.cos(rad), np.sin(rad)
     rot = np.array([[cos, -sin], [sin, cos]])
     shift = -rot @ np.asarray(center, dtype=np.float64) + np.asarray(scale, np.float64) / 2
-    return (np.diag([sx, sy]) @ np.concatenate([rot, shift[:, None]], 1)).astype(np.float32)
+    matrix = np.diag([sx, sy]) @ np.concatenate([rot, shift[:, None]], 1)
+    return np.asarray(matrix, dtype=np.float32)
 
 
 def warp_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine to ``(K, 2)`` points."""
-    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    return np.asarray(points @ matrix[:, :2].T + matrix[:, 2], dtype=np.float32)
 
 
 def warp_crop(image: np.ndarray, matrix: np.ndarray, output_size: Sequence[int]) -> np.ndarray:

@@ -44,4 +44,5 @@ class HeatmapHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map ``(B, D, h, w)`` features to ``(B, K, h * 2^n, w * 2^n)`` heatmaps."""
-        return self.final_layer(self.conv_layers(self.deconv_layers(features)))
+        out: torch.Tensor = self.final_layer(self.conv_layers(self.deconv_layers(features)))
+        return out
