@@ -51,7 +51,11 @@ def test_wholebody_samples() -> None:
     meta = sample["meta"]
     assert meta["image_id"] == 785 and meta["boxes"] == "ground_truth"
     assert meta["scale"][0] / meta["scale"][1] == pytest.approx(0.75)
-    gt = ds.coco_ground_truth()
+    with pytest.raises(RuntimeError, match="no ground truth"):
+        ds.coco_ground_truth()  # training sets drop it to keep workers small
+    val = CocoKeypoints(DEMO / "annotations.json", DEMO / "images", "coco_wholebody133")
+    gt = val.coco_ground_truth()
+    assert len(val) == 12 and len(gt["images"]) == 4
     assert len(gt["annotations"]) == 14 and len(gt["annotations"][0]["keypoints"]) == 399
 
 

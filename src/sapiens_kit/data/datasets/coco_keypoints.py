@@ -145,6 +145,11 @@ class CocoKeypoints(Dataset[dict[str, Any]]):
         rows = (self._detection_rows(Path(bboxes), bbox_score_thr) if bboxes
                 else self._gt_rows())
         self._finish(rows)
+        if self.train:
+            # Per-annotation Python objects would be copied into every forked worker as their
+            # reference counts change; training only needs the arrays built by _finish.
+            self.gt_annotations = []
+            self.images = {i: self.images[i] for i in self.paths}
 
     def _parse_annotation(self, ann: dict[str, Any], index: int, src: str) -> dict[str, Any]:
         for key in ("image_id", "bbox"):
@@ -253,6 +258,8 @@ class CocoKeypoints(Dataset[dict[str, Any]]):
     # ------------------------------------------------------------------ evaluation
     def coco_ground_truth(self) -> dict[str, Any]:
         """The annotations as a COCO dict in the evaluation keypoint set (flat ``keypoints``)."""
+        if self.train:
+            raise RuntimeError("a training dataset keeps no ground truth for evaluation")
         anns = []
         for ann in self.gt_annotations:
             kps = convert_keypoints(ann["keypoints"], self.ann_kset, self.eval_kset)
