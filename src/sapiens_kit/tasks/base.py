@@ -17,10 +17,18 @@ import lightning as L
 import torch
 from torch import nn
 
+from sapiens_kit.finetune.lora import apply_lora, has_lora, is_lora_parameter, merge_lora
+from sapiens_kit.finetune.state import rng_state, set_rng_state
 from sapiens_kit.models import create_backbone, get_pretrained_cfg
 from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
 from sapiens_kit.models._registry import is_registered_weights
-from sapiens_kit.tasks.optim import build_optimizer, build_scheduler, param_groups
+from sapiens_kit.tasks.optim import (
+    build_optimizer,
+    build_scheduler,
+    check_schedule,
+    layer_id,
+    param_groups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +44,14 @@ class BaseTask(L.LightningModule):
         backbone_overrides: Extra architecture arguments (e.g. ``drop_path_rate``).
         allow_random_init: When registered weights cannot be found or downloaded, warn loudly and
             continue from random init instead of failing (used by the offline demo).
-        freeze_backbone: Train the head only.
-        grad_checkpointing: Recompute backbone blocks in backward to save memory.
+        freeze_backbone: Freeze the whole backbone (LoRA adapters included): train the head.
+        freeze_blocks: Freeze the embeddings and the first N blocks.
+        unfreeze_at_epoch: Unfreeze what ``freeze_backbone`` / ``freeze_blocks`` froze at the
+            start of this epoch (0-based); ``None`` keeps it frozen for the whole run.
+        grad_checkpointing: Recompute each backbone block in backward to save activation memory.
+        lora: LoRA adapters on the backbone's attention/MLP linears (``{r, alpha, dropout,
+            targets}``, see :class:`sapiens_kit.finetune.LoraOptions`); the backbone's own
+            weights are then frozen. ``None``: full fine-tuning.
         lr: Base learning rate (the head's; deeper-to-shallower blocks get less with layer decay).
         weight_decay: AdamW weight decay (not applied to 1-D params, biases, pos_embed).
         layer_decay: Layer-wise LR decay rate (official 0.85); ``None`` disables it.
@@ -57,7 +71,10 @@ class BaseTask(L.LightningModule):
         backbone_overrides: dict[str, Any] | None = None,
         allow_random_init: bool = False,
         freeze_backbone: bool = False,
+        freeze_blocks: int = 0,
+        unfreeze_at_epoch: int | None = None,
         grad_checkpointing: bool = False,
+        lora: dict[str, Any] | None = None,
         lr: float = 5e-4,
         weight_decay: float = 0.1,
         layer_decay: float | None = 0.85,
@@ -92,10 +109,89 @@ class BaseTask(L.LightningModule):
                              persistent=False)
         if hp.weights:
             self._load_weights(hp.weights)
-        if hp.freeze_backbone:
-            self.backbone.requires_grad_(False)
-        if hp.grad_checkpointing:
+        if hp.get("lora"):
+            apply_lora(self.backbone, hp.lora)
+        self._configure_freezing()
+        if hp.get("grad_checkpointing"):
             self.backbone.set_grad_checkpointing(True)
+
+    # ----------------------------------------------------------------- freezing
+    def _configure_freezing(self) -> None:
+        hp = self.hparams
+        blocks = int(hp.get("freeze_blocks") or 0)
+        num_layers = self.backbone.num_layers
+        if not 0 <= blocks <= num_layers:
+            raise ValueError(f"model.freeze_blocks={blocks} is outside 0..{num_layers} (the "
+                             f"number of blocks of {hp.backbone})")
+        unfreeze = hp.get("unfreeze_at_epoch")
+        if unfreeze is not None and not (hp.freeze_backbone or blocks):
+            raise ValueError("model.unfreeze_at_epoch needs model.freeze_backbone=true or "
+                             "model.freeze_blocks=N: there is nothing frozen to unfreeze")
+        if unfreeze is not None and int(unfreeze) < 0:
+            raise ValueError(f"model.unfreeze_at_epoch must be >= 0, got {unfreeze}")
+        # What can ever train: everything, or with LoRA the adapters and the head.
+        self._trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        self._frozen: set[str] = set()
+        for name, param in self.named_parameters():
+            if not name.startswith("backbone.") or name not in self._trainable:
+                continue
+            if hp.freeze_backbone or (blocks and layer_id(name, num_layers) <= blocks):
+                param.requires_grad_(False)
+                self._frozen.add(name)
+
+    def optimized_parameter_names(self) -> set[str]:
+        """Parameters the optimizer holds: trainable now or after ``unfreeze_at_epoch``."""
+        if self.hparams.get("unfreeze_at_epoch") is not None:
+            return set(self._trainable)
+        return self._trainable - self._frozen
+
+    def unfreeze(self) -> None:
+        """Make the parameters frozen by ``freeze_backbone`` / ``freeze_blocks`` trainable.
+
+        Under DDP the model is wrapped again, because DDP only synchronises the parameters that
+        required gradients when it was built.
+        """
+        if not self._frozen:
+            return
+        for name, param in self.named_parameters():
+            if name in self._frozen:
+                param.requires_grad_(True)
+        log.info("unfroze %d backbone tensors at epoch %d", len(self._frozen),
+                 self.current_epoch if self._trainer else -1)
+        self._frozen = set()
+        if self._trainer is None:
+            return
+        from lightning.pytorch.strategies import DDPStrategy
+        from torch.nn.parallel import DistributedDataParallel
+
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and isinstance(strategy.model,
+                                                            DistributedDataParallel):
+            strategy.model = strategy._setup_model(strategy.model.module)
+
+    def on_train_epoch_start(self) -> None:
+        """Unfreeze at ``unfreeze_at_epoch`` (also when resuming past it)."""
+        at = self.hparams.get("unfreeze_at_epoch")
+        if at is not None and self.current_epoch >= int(at):
+            self.unfreeze()
+
+    # ----------------------------------------------------------------- LoRA export
+    def merge_lora(self) -> nn.Module:
+        """A plain copy of the backbone with LoRA folded into its weights (export uses it).
+
+        Its state dict loads into the backbone of a task built without ``lora``; without LoRA it
+        is a copy of the backbone. The task itself is unchanged.
+        """
+        import copy
+
+        return merge_lora(self.backbone) if has_lora(self.backbone) else copy.deepcopy(
+            self.backbone)
+
+    def plain_state_dict(self) -> dict[str, torch.Tensor]:
+        """The task's state dict with LoRA merged: loads into the same task without ``lora``."""
+        backbone = {f"backbone.{k}": v for k, v in self.merge_lora().state_dict().items()}
+        rest = {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        return {**backbone, **rest}
 
     def _load_weights(self, weights: str) -> None:
         try:
@@ -173,9 +269,41 @@ class BaseTask(L.LightningModule):
         raise NotImplementedError
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record which task class wrote the checkpoint, so tools can refuse a wrong one."""
+        """Record the task class (tools refuse a wrong one) and the RNG states (exact resume)."""
         cls = type(self)
-        checkpoint["sapiens_kit"] = {"task_class": f"{cls.__module__}.{cls.__qualname__}"}
+        checkpoint["sapiens_kit"] = {"task_class": f"{cls.__module__}.{cls.__qualname__}",
+                                     "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the saved RNG states; they are restored when training resumes."""
+        self._resume_rng = checkpoint.get("sapiens_kit", {}).get("rng")
+
+    def on_train_start(self) -> None:
+        """On resume, continue the random streams (shuffling, dropout) where the run stopped."""
+        state = getattr(self, "_resume_rng", None)
+        if state is not None:
+            set_rng_state(state)
+            self._resume_rng = None
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's loader, without fetching the pretrained ``weights`` again (the checkpoint
+        holds every weight); pass ``weights=...`` to override."""
+        kwargs.setdefault("weights", None)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def setup(self, stage: str) -> None:
+        """Refuse option combinations the chosen strategy cannot run, before any work."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if stage != "fit" or not isinstance(self.trainer.strategy, FSDPStrategy):
+            return
+        if self.hparams.get("unfreeze_at_epoch") is not None:
+            raise ValueError(
+                "model.unfreeze_at_epoch is not supported with trainer=fsdp: FSDP fixes which "
+                "parameters train when it shards them. Use trainer=ddp, or train the frozen "
+                "phase and the full phase as two runs (weights=ckpt:<first run>.ckpt)."
+            )
 
     # ----------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict[str, Any]:
@@ -183,10 +311,15 @@ class BaseTask(L.LightningModule):
         hp = self.hparams
         groups = param_groups(
             self.named_parameters(), self.backbone.num_layers, hp.lr, hp.weight_decay,
-            hp.layer_decay,
+            hp.layer_decay, include=self.optimized_parameter_names(),
         )
+        if not groups:
+            raise ValueError("nothing to optimise: every parameter is frozen")
         optimizer = build_optimizer(groups, hp.optimizer, hp.lr, hp.betas)
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer else 1
+        total = 1
+        if self._trainer is not None:
+            total = int(self.trainer.estimated_stepping_batches)
+            check_schedule(self.trainer, total, hp.warmup_steps, hp.milestones, hp.schedule)
         scheduler = build_scheduler(
             optimizer, schedule=hp.schedule, total_steps=total, warmup_steps=hp.warmup_steps,
             warmup_start_factor=hp.warmup_start_factor, milestones=hp.milestones,

@@ -4,11 +4,17 @@ Layer ids follow the official Sapiens ``LayerDecayOptimWrapperConstructor``: emb
 embed, position embedding, class/mask tokens) are layer 0, block ``i`` is layer ``i + 1``, and
 everything else (the final norm and the head) is layer ``L + 1``; the LR of layer ``id`` is
 ``base_lr * rate ** (L + 1 - id)``. 1-D parameters, biases and position embeddings get no weight
-decay.
+decay (nor the class/register tokens Sapiens2 has; v1 task models have none).
+
+timm's ``param_groups_layer_decay`` applies the same rule to one timm model through its
+``group_matcher``; the task needs backbone and head in one numbering, keeps parameters that are
+only frozen for a while (so they can be unfrozen without rebuilding the optimizer) and must see
+through FSDP's wrapper names, so the rule is applied here (the tests cross-check it with timm).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -18,12 +24,23 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+log = logging.getLogger(__name__)
+
 _BLOCK = re.compile(r"^backbone\.(?:model\.)?blocks\.(\d+)\.")
 _EMBED = ("pos_embed", "patch_embed", "cls_token", "mask_token", "reg_token", "rope")
+_TOKENS = ("pos_embed", "cls_token", "reg_token", "mask_token")
+#: Wrapper segments FSDP / activation checkpointing insert into parameter names.
+_WRAPPERS = re.compile(r"(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.")
+
+
+def clean_name(name: str) -> str:
+    """A parameter name without FSDP / checkpoint-wrapper / ``torch.compile`` segments."""
+    return _WRAPPERS.sub("", name)
 
 
 def layer_id(name: str, num_layers: int) -> int:
     """Official layer id of a task parameter named ``backbone.*`` or ``head.*``."""
+    name = clean_name(name)
     match = _BLOCK.match(name)
     if match:
         return int(match.group(1)) + 1
@@ -34,7 +51,7 @@ def layer_id(name: str, num_layers: int) -> int:
 
 def no_weight_decay(name: str, param: torch.Tensor) -> bool:
     """Whether the official recipe exempts ``param`` from weight decay."""
-    return param.ndim == 1 or name.endswith(".bias") or "pos_embed" in name
+    return param.ndim <= 1 or name.endswith(".bias") or any(t in name for t in _TOKENS)
 
 
 def param_groups(
@@ -43,11 +60,22 @@ def param_groups(
     lr: float,
     weight_decay: float,
     layer_decay: float | None,
+    include: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Group trainable parameters by (layer id, decay) with their scaled learning rates."""
+    """Group parameters by (layer id, decay) with their scaled learning rates.
+
+    Args:
+        named_params: ``(name, parameter)`` pairs of the task.
+        num_layers: Number of transformer blocks ``L``.
+        lr: Base learning rate (layer ``L + 1``).
+        weight_decay: Weight decay of the parameters that have it.
+        layer_decay: Per-layer rate; ``None`` or 0 gives every parameter the base LR.
+        include: Names to optimise; default: the parameters that require grad now.
+    """
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, param in named_params:
-        if not param.requires_grad:
+    for raw_name, param in named_params:
+        name = clean_name(raw_name)
+        if (name not in include) if include is not None else not param.requires_grad:
             continue
         lid = layer_id(name, num_layers) if layer_decay else num_layers + 1
         skip = no_weight_decay(name, param)
@@ -76,7 +104,7 @@ def lr_lambda(
     or ``constant``. ``milestones`` are fractions of ``total_steps`` (0.8 = 80 %) or step counts
     (values >= 1)."""
     total = max(total_steps, 1)
-    marks = [int(m * total) if m < 1 else int(m) for m in milestones]
+    marks = [round(m * total) if m < 1 else int(m) for m in milestones]
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -95,6 +123,47 @@ def lr_lambda(
 
     factor(0)  # fail at configuration time on an unknown schedule name
     return factor
+
+
+def check_schedule(
+    trainer: Any, total_steps: int, warmup_steps: int, milestones: Sequence[float], schedule: str
+) -> None:
+    """Fail on gradient-accumulation settings the per-step schedule cannot follow; warn when
+    the schedule does not fit in the run.
+
+    The schedule counts optimizer steps (``trainer.estimated_stepping_batches``: batches per
+    epoch / ``accumulate_grad_batches``, times epochs), which assumes a constant accumulation.
+    """
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    if trainer.fast_dev_run:
+        return
+    accumulate = int(trainer.accumulate_grad_batches)
+    if any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks):
+        raise ValueError(
+            "a GradientAccumulationScheduler callback changes trainer.accumulate_grad_batches "
+            "during the run, but the per-step LR schedule (model.schedule="
+            f"{schedule}) is laid out for a constant accumulation: use a fixed "
+            "trainer.accumulate_grad_batches=N instead"
+        )
+    batches = trainer.num_training_batches
+    if accumulate > 1 and math.isfinite(batches) and 0 < batches < accumulate:
+        raise ValueError(
+            f"trainer.accumulate_grad_batches={accumulate} is larger than the {int(batches)} "
+            "training batches of an epoch: Lightning would step once per epoch on fewer "
+            "batches than asked. Lower trainer.accumulate_grad_batches or data.batch_size"
+        )
+    if warmup_steps > total_steps:
+        log.warning(
+            "model.warmup_steps=%d exceeds the run's %d optimizer steps (epochs x batches / "
+            "trainer.accumulate_grad_batches=%d): the LR never reaches model.lr. Warm-up and "
+            "milestones count optimizer steps, not batches.", warmup_steps, total_steps,
+            accumulate,
+        )
+    late = [m for m in milestones if m >= 1 and m >= total_steps]
+    if schedule == "multistep" and late:
+        log.warning("model.milestones %s (steps) are beyond the run's %d optimizer steps",
+                    late, total_steps)
 
 
 def build_optimizer(
