@@ -59,15 +59,16 @@ def main() -> None:
         kset = load_keypoint_set(name)
         transform = TopdownTrainTransform(size, kset.flip_indices, kset.upper_body,
                                           kset.lower_body)
-        codec = UDPHeatmap(size, heatmap_size)
-        ds = CocoKeypoints(root / args.ann, root / args.img_dir, kset, args.ann_keypoints,
-                           transform=transform, codec=codec, train=True)
-        order = iter(np.random.default_rng(0).permutation(10**5) % len(ds))
-        per_s = rate(lambda ds=ds, order=order: ds[int(next(order))], args.seconds)
-        pixels = heatmap_size[0] * heatmap_size[1]
-        mb = (kset.num_keypoints * pixels * 4 + 3 * size[0] * size[1]) / 2**20
-        print(f"  {name:18s} K={kset.num_keypoints:3d}: {per_s:6.1f} samples/s "
-              f"({1000 / per_s:5.1f} ms/sample, {mb:5.1f} MiB/sample to the GPU)")
+        for codec in (UDPHeatmap(size, heatmap_size), None):
+            ds = CocoKeypoints(root / args.ann, root / args.img_dir, kset, args.ann_keypoints,
+                               transform=transform, codec=codec, train=True)
+            order = iter(np.random.default_rng(0).permutation(10**5) % len(ds))
+            per_s = rate(lambda ds=ds, order=order: ds[int(next(order))], args.seconds)
+            pixels = heatmap_size[0] * heatmap_size[1] if codec else 0
+            mb = (kset.num_keypoints * pixels * 4 + 3 * size[0] * size[1]) / 2**20
+            how = "heatmaps in worker" if codec else "encode_heatmaps=false"
+            print(f"  {name:18s} K={kset.num_keypoints:3d} {how:21s}: {per_s:6.1f} samples/s "
+                  f"({1000 / per_s:5.1f} ms/sample, {mb:5.1f} MiB/sample to the GPU)")
     # Where the time goes, for the COCO-WholeBody set.
     kset = load_keypoint_set("coco_wholebody133")
     ds = CocoKeypoints(root / args.ann, root / args.img_dir, kset, args.ann_keypoints, train=True)

@@ -86,10 +86,9 @@ class UDPHeatmap:
                   & (centre[..., 1] - radius <= h - 1)[..., None]).all(-1)
         weights = ((vis > 0) & inside & torch.isfinite(mu).all(-1)).float()
         mu = torch.nan_to_num(mu)
-        gx = self._axis(mu[..., 0], centre[..., 0], w, radius, kp.device)
+        gx = self._axis(mu[..., 0], centre[..., 0], w, radius, kp.device) * weights[..., None]
         gy = self._axis(mu[..., 1], centre[..., 1], h, radius, kp.device)
-        heatmaps = gy[..., :, None] * gx[..., None, :] * weights[..., None, None]
-        return heatmaps, weights
+        return gy[..., :, None] * gx[..., None, :], weights
 
     def _axis(self, mu: torch.Tensor, centre: torch.Tensor, size: int, radius: int,
               device: torch.device) -> torch.Tensor:

@@ -114,8 +114,10 @@ class PoseTask(BaseTask):
         target = batch.get("heatmap")
         if isinstance(target, torch.Tensor) and tuple(target.shape[-2:]) == size:
             return target, batch["keypoint_weights"]
-        self._warn_once("encode", "building %s heatmap targets on the model's device (the data "
-                        "gave %s)", size, None if target is None else tuple(target.shape[-2:]))
+        if "encode" not in self._warned:
+            self._warned.add("encode")
+            log.info("building %s heatmap targets on the model's device (the data gave %s)",
+                     size, None if target is None else tuple(target.shape[-2:]))
         return self.codec(size).encode(batch["keypoints"], batch["keypoint_weights"])
 
     def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
