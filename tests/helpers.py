@@ -1,8 +1,10 @@
-"""Test helpers: write state dicts the way Meta's checkpoints name their keys."""
+"""Test helpers: write state dicts the way Meta's checkpoints name their keys; tiny tasks and
+their checkpoints."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 
@@ -40,3 +42,30 @@ def meta_pretrain_state_dict(dim: int, depth: int, grid: int = 64) -> dict[str, 
     sd["pos_embed"] = torch.cat([torch.randn(1, 1, dim), sd["pos_embed"]], dim=1)
     sd["cls_token"] = torch.randn(1, 1, dim)
     return sd
+
+
+def tiny_task(key: str, img_size: tuple[int, int] = (64, 48), **kwargs: object) -> object:
+    """A random ``sapiens_test`` task with a small head (no training), in eval mode."""
+    from sapiens_kit.utils.cli import TASK_CLASSES, import_class
+
+    head = {"deconv_channels": [16], "conv_channels": [16]}
+    if key == "pose":
+        kwargs.setdefault("keypoints", "coco17")
+    if key == "seg":
+        kwargs.setdefault("num_classes", 3)
+        kwargs.setdefault("class_names", ["background", "part1", "part2"])
+    cls = import_class(TASK_CLASSES[key])
+    return cls(backbone="sapiens_test", img_size=img_size, head=head, **kwargs).eval()
+
+
+def save_task_checkpoint(task: object, path: str | Path) -> Path:
+    """Write ``task`` as the Lightning checkpoint a sapiens_kit run would (weights + hparams)."""
+    import lightning
+
+    cls = type(task)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
+                "pytorch-lightning_version": lightning.__version__,
+                "sapiens_kit": {"task_class": f"{cls.__module__}.{cls.__qualname__}"}}, path)
+    return path

@@ -1,37 +1,105 @@
-"""Batched inference: ``python -m sapiens_kit.predict task=... ckpt=... input=<image|folder>``."""
+"""Batched inference: ``python -m sapiens_kit.predict task=... ckpt=...|weights=...
+input=<image|folder|video>``.
+
+Images go through the task's ``predict_dataset`` + ``trainer.predict`` + ``save_predictions``
+(JSON keypoints, PNG index masks, ``.npy`` depth/normals, overlays). A video is decoded frame by
+frame and streamed through the same steps: per-frame files in ``<stem>_frames/`` plus an
+annotated ``<stem>_overlay.mp4``. A folder may hold images and videos; unreadable images in it
+are skipped and listed in ``summary.json``.
+
+Everything is written to a scratch folder beside ``output`` and moved into place only when the
+run succeeds, so an error leaves nothing half-written.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from lightning.pytorch.callbacks import BasePredictionWriter
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from sapiens_kit.data.collate import collate
-from sapiens_kit.data.io import IMAGE_SUFFIXES
-from sapiens_kit.utils.cli import UserError, load_task, report_errors, requested_task
+from sapiens_kit.data.io import IMAGE_SUFFIXES, read_rgb
+from sapiens_kit.data.video import VIDEO_SUFFIXES, VideoFrames, VideoSink, probe_video
+from sapiens_kit.utils.cli import (
+    TASK_CLASSES,
+    UserError,
+    load_task,
+    report_errors,
+    requested_task,
+)
 from sapiens_kit.utils.config import CONFIG_DIR
+from sapiens_kit.visualize import draw_prediction
 
 log = logging.getLogger("sapiens_kit")
 
 
-def find_images(path: Path) -> list[Path]:
-    """The image files at ``path`` (a file or the files directly inside a folder)."""
+# ------------------------------------------------------------------------------ inputs
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image (header check, no full decode), else ``None``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def find_inputs(path: Path) -> tuple[list[Path], list[Path], list[dict[str, str]]]:
+    """``(images, videos, skipped)`` at ``path``: a file, or the files directly in a folder.
+
+    A single unreadable image is an error; in a folder unreadable images are skipped (listed
+    with the reason) so one bad file does not stop a large run.
+    """
     if not path.exists():
         raise UserError(f"{path}: input does not exist")
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     if path.is_file():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return [], [path], []
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise UserError(f"{path}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
-        return [path]
-    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise UserError(f"{path}: folder holds no images")
-    return images
+            raise UserError(f"{path}: not an image or video file ({', '.join(suffixes)})")
+        if (reason := unreadable(path)) is not None:
+            raise UserError(f"{path}: unreadable image ({reason})")
+        return [path], [], []
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise UserError(f"{path}: folder holds no images or videos ({', '.join(suffixes)})")
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    images, skipped = [], []
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            reason = unreadable(p)
+            if reason is None:
+                images.append(p)
+            else:
+                skipped.append({"path": str(p), "reason": reason})
+    if skipped:
+        log.warning("skipping %d unreadable image(s): %s%s", len(skipped),
+                    ", ".join(Path(s["path"]).name for s in skipped[:5]),
+                    " ..." if len(skipped) > 5 else "")
+    if not images and not videos:
+        raise UserError(f"{path}: no readable images or videos ({len(skipped)} unreadable)")
+    return images, videos, skipped
+
+
+def find_images(path: Path) -> list[Path]:
+    """The readable image files at ``path`` (a file or the files directly inside a folder)."""
+    return find_inputs(path)[0]
 
 
 def check_output(output: Path, inputs: Path, overwrite: bool) -> None:
@@ -40,24 +108,218 @@ def check_output(output: Path, inputs: Path, overwrite: bool) -> None:
     out = output.resolve()
     if out == in_dir or in_dir in out.parents:
         raise UserError(f"{output}: output must not be inside the input folder {in_dir}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{output}: output exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{output}: output folder is not empty (pass overwrite=true)")
 
 
+@contextmanager
+def staged_output(output: Path) -> Iterator[Path]:
+    """A scratch folder beside ``output`` whose contents replace ``output``'s on success and
+    which is removed (with any parent folders it needed) on error."""
+    output = output.resolve()
+    created = [p for p in reversed(output.parents) if not p.exists()]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in reversed(created):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    if not output.exists():
+        stage.rename(output)
+        return
+    for item in stage.iterdir():
+        target = output / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        item.rename(target)
+    stage.rmdir()
+
+
+# ------------------------------------------------------------------------------ the model
+def _explicit(name: str) -> bool:
+    """Whether ``name=...`` was given on the command line (not just composed from defaults)."""
+    try:
+        return any(o.split("=", 1)[0].lstrip("+~") == name
+                   for o in HydraConfig.get().overrides.task)
+    except ValueError:  # composed outside a Hydra app (tests, notebooks): trust the config
+        return True
+
+
+def task_from_weights(cfg: DictConfig) -> Any:
+    """Build the task for ``weights=`` (no checkpoint).
+
+    A sapiens_kit model file (``push_to_hub`` / ``export format=safetensors``, also as
+    ``hf-hub:org/name``) rebuilds itself. Official weights need ``task=``; registered ones
+    (``sapiens_1b.seg_goliath``) also set the backbone, input size, patch padding and, for
+    segmentation, the classes.
+    """
+    from hydra.utils import instantiate
+
+    from sapiens_kit.hub import from_pretrained, model_file, read_task_metadata
+    from sapiens_kit.models import get_pretrained_cfg
+    from sapiens_kit.models._registry import is_registered_weights
+
+    weights, task = str(cfg.weights), requested_task(cfg)
+    registered = is_registered_weights(weights)
+    if not registered and (weights.startswith("hf-hub:") or weights.endswith(".safetensors")
+                           or Path(weights).expanduser().is_dir()):
+        if read_task_metadata(model_file(weights)) is not None:
+            return from_pretrained(weights, task)
+    if task is None:
+        raise UserError(f"weights={weights} is not a sapiens_kit model file: say which task it "
+                        f"was trained for with task=<{'|'.join(TASK_CLASSES)}>")
+    model: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+    model.update(weights=weights, allow_random_init=False)
+    if registered:
+        pre = get_pretrained_cfg(weights)
+        if pre.task != task:
+            raise UserError(f"weights={weights} are {pre.task} weights, not task={task}"
+                            + (" (pretrain weights have no task head: fine-tune first)"
+                               if pre.task == "pretrain" else ""))
+        model.update(backbone=pre.arch, patch_padding=pre.patch_padding)
+        if not _explicit("img_size"):
+            model["img_size"] = list(pre.input_size[1:])
+        if task == "seg" and pre.num_classes:
+            model.update(num_classes=pre.num_classes, **_seg_vocabulary(pre.num_classes))
+    elif not _explicit("img_size"):
+        model["img_size"] = [1024, 768]
+    return instantiate(model).eval()
+
+
+def _seg_vocabulary(num_classes: int) -> dict[str, Any]:
+    from sapiens_kit.data.classes import load_classes
+
+    classes = load_classes("sapiens28")
+    if classes.num_classes != num_classes:
+        return {}
+    return {"class_names": list(classes.names), "palette": [list(p) for p in classes.palette]}
+
+
+def build_task(cfg: DictConfig) -> Any:
+    """The task to predict with: from ``ckpt=`` or from ``weights=`` (exactly one)."""
+    if cfg.get("ckpt") and cfg.get("weights"):
+        raise UserError("give either ckpt=<run.ckpt> or weights=<...>, not both")
+    if cfg.get("ckpt"):
+        return load_task(cfg.ckpt, requested_task(cfg))
+    if cfg.get("weights"):
+        return task_from_weights(cfg)
+    raise UserError("nothing to predict with: give ckpt=<run/checkpoints/best.ckpt> or "
+                    "weights=<hf-hub:org/name | arch.tag | file>")
+
+
+# ------------------------------------------------------------------------------ video
+class VideoWriterCallback(BasePredictionWriter):
+    """Per predicted batch of video frames: the task's per-frame files, one annotated frame
+    appended to the video, and the scratch frame file deleted."""
+
+    def __init__(self, task: Any, frames_dir: Path, sink: VideoSink) -> None:
+        super().__init__(write_interval="batch")
+        self.task, self.frames_dir, self.sink = task, frames_dir, sink
+        self.files = 0
+
+    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           prediction: Any, batch_indices: Any, batch: Any, batch_idx: int,
+                           dataloader_idx: int = 0) -> None:
+        """Save, draw and append the frames of one batch, in frame order."""
+        written = self.task.save_predictions([prediction], self.frames_dir)
+        self.files += len(written)
+        frames: dict[str, list[dict[str, Any]]] = {}
+        for item in prediction:
+            frames.setdefault(item["meta"]["path"], []).append(item)
+        for path, items in frames.items():
+            pred = items if "keypoints" in items[0] else items[0]
+            self.sink.write(draw_prediction(read_rgb(path), pred, self.task))
+            Path(path).unlink(missing_ok=True)
+        frame_of = {p: items[0]["meta"] for p, items in frames.items()}
+        for file in written:  # JSON records name the scratch frame: point them at the video
+            if file.suffix == ".json":
+                record = json.loads(file.read_text())
+                meta = frame_of.get(record.get("image")) if isinstance(record, dict) else None
+                if meta is not None:
+                    record.update(image=meta["video"], frame=meta["frame"])
+                    file.write_text(json.dumps(record))
+
+
+def predict_video(task: Any, video: Path, out_dir: Path, cfg: DictConfig) -> dict[str, Any]:
+    """Stream ``video`` through the task: ``<stem>_frames/`` files and ``<stem>_overlay.mp4``."""
+    info = probe_video(video)
+    stride = int(cfg.get("video_stride") or 1)
+    sink = VideoSink(out_dir / f"{video.stem}_overlay.mp4", info.fps / stride)
+    frames_dir = out_dir / f"{video.stem}_frames"
+    options = _options(cfg)
+    with tempfile.TemporaryDirectory(prefix="sapiens_kit_frames_") as scratch:
+        frames = VideoFrames(video, Path(scratch),
+                             lambda files: task.predict_dataset(files, **options), stride,
+                             cfg.get("max_frames"))
+        loader = DataLoader(frames, batch_size=cfg.batch_size, num_workers=0,
+                            collate_fn=collate)
+        writer = VideoWriterCallback(task, frames_dir, sink)
+        trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False,
+                            callbacks=[writer])
+        try:
+            with warnings.catch_warnings():  # frames stream in: there are no batch indices
+                warnings.filterwarnings("ignore", message=".*infer the batch indices")
+                trainer.predict(task, dataloaders=loader, return_predictions=False)
+        finally:
+            sink.close()
+    if info.frame_count and frames.decoded < info.frame_count and cfg.get("max_frames") is None:
+        log.warning("%s: decoded %d of the %d frames the container announces (truncated or "
+                    "damaged file?)", video, frames.decoded, info.frame_count)
+    log.info("%s: %d frames -> %s", video, sink.frames, sink.path)
+    return {"input": str(video), "video": sink.path.name, "frames_dir": frames_dir.name,
+            "frames": sink.frames, "decoded": frames.decoded, "fps": sink.fps,
+            "files": writer.files}
+
+
+# ------------------------------------------------------------------------------ the app
+def _options(cfg: DictConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if cfg.get("bboxes"):
+        options["bboxes"] = cfg.bboxes
+    if cfg.get("mask_dir"):
+        options["mask_dir"] = cfg.mask_dir
+    return options
+
+
 def predict(cfg: DictConfig, output: Path) -> list[Path]:
-    """Run the checkpoint's task over the input images and write its result files."""
+    """Run the task over the input images and videos and write its result files.
+
+    Returns:
+        The files written under ``output`` (summary included).
+    """
     inputs = Path(cfg.input).expanduser()
-    images = find_images(inputs)
+    images, videos, skipped = find_inputs(inputs)
+    for video in videos:  # fail on an undecodable video before any model is loaded
+        probe_video(video)
+    if videos and cfg.get("bboxes"):
+        raise UserError("bboxes= is for image inputs; video frames use the whole frame as box")
     check_output(output, inputs, cfg.overwrite)
-    task = load_task(cfg.ckpt, requested_task(cfg))
-    options: dict[str, Any] = {"bboxes": cfg.bboxes} if cfg.bboxes else {}
-    dataset = task.predict_dataset(images, **options)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                        collate_fn=collate)
-    trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False)
-    batches = trainer.predict(task, dataloaders=loader)
-    written = task.save_predictions(batches, output)
-    log.info("Wrote %d files for %d images to %s", len(written), len(images), output)
+    task = build_task(cfg)
+    summary: dict[str, Any] = {"task": type(task).__name__, "images": len(images),
+                               "skipped": skipped, "videos": []}
+    with staged_output(output) as stage:
+        if images:
+            dataset = task.predict_dataset(images, **_options(cfg))
+            loader = DataLoader(dataset, batch_size=cfg.batch_size,
+                                num_workers=cfg.num_workers, collate_fn=collate)
+            trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False)
+            batches = trainer.predict(task, dataloaders=loader)
+            task.save_predictions(batches, stage)
+        for video in videos:
+            summary["videos"].append(predict_video(task, video, stage, cfg))
+        (stage / "summary.json").write_text(json.dumps(summary, indent=2))
+    written = sorted(p for p in output.rglob("*") if p.is_file())
+    log.info("Wrote %d files for %d images and %d videos to %s%s", len(written), len(images),
+             len(videos), output, f" ({len(skipped)} unreadable images skipped)" if skipped
+             else "")
     return written
 
 
