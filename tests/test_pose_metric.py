@@ -150,3 +150,14 @@ def test_rescoring_and_oks_nms() -> None:
     keep = oks_nms(poses, np.array([0.5, 0.9, 0.7]), np.full(3, 1e4),
                    np.asarray(load_keypoint_set("coco17").sigmas))
     assert keep == [1, 2]
+
+
+def test_results_from_synced_states() -> None:
+    gt = ground_truth(DEMO / "annotations.json", "coco_wholebody133")
+    metric = CocoKeypointMetric("coco_wholebody133")
+    assert metric.results() == []
+    feed(metric, gt)
+    expected = metric.results()
+    for name in ("image_ids", "keypoints", "bbox_scores", "areas"):  # as DDP leaves them
+        setattr(metric, name, torch.cat(getattr(metric, name)))
+    assert metric.results() == expected

@@ -194,8 +194,8 @@ class CocoKeypointMetric(Metric):
 
     def results(self) -> list[dict[str, Any]]:
         """Rescored, OKS-NMS-filtered COCO results of everything accumulated."""
-        if not self.image_ids:
-            return []
+        if isinstance(self.image_ids, list) and not self.image_ids:
+            return []  # (after a distributed sync the states are tensors, not lists)
         ids = dim_zero_cat(self.image_ids).cpu().numpy()
         kps = dim_zero_cat(self.keypoints).cpu().double().numpy()
         bbox_scores = dim_zero_cat(self.bbox_scores).cpu().double().numpy()
