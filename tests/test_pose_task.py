@@ -150,4 +150,5 @@ def test_tiny_model_overfits_the_mini_set(tmp_path: Path) -> None:
         "test_after_fit=false", "num_overlays=0", "logger=csv", f"paths.output_dir={tmp_path}",
     )
     metrics, _ = train(cfg)
+    print(f"overfit: val/AP {metrics['val/AP']:.3f}, train/loss {metrics['train/loss']:.2e}")
     assert metrics["val/AP"] > 0.9, metrics["val/AP"]
