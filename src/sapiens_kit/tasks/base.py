@@ -275,15 +275,20 @@ class BaseTask(L.LightningModule):
                                      "rng": rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the saved RNG states; they are restored when training resumes."""
-        self._resume_rng = checkpoint.get("sapiens_kit", {}).get("rng")
+        """When ``trainer.fit(ckpt_path=...)`` resumes, continue the random streams (shuffling,
+        dropout) where the run stopped.
 
-    def on_train_start(self) -> None:
-        """On resume, continue the random streams (shuffling, dropout) where the run stopped."""
-        state = getattr(self, "_resume_rng", None)
-        if state is not None:
+        Lightning restores the checkpoint before it builds the optimizer and, through
+        ``estimated_stepping_batches``, the first training iterator, whose seeds come from the
+        global generator; the sanity check that follows runs with isolated RNG state.
+        """
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        state = checkpoint.get("sapiens_kit", {}).get("rng")
+        if state is not None and self._trainer is not None and (
+            self.trainer.state.fn == TrainerFn.FITTING
+        ):
             set_rng_state(state)
-            self._resume_rng = None
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,72 @@
+"""``ckpt_path=`` resumes a crashed run exactly: weights, EMA, optimizer, scheduler, epoch/step,
+data order and dropout all continue as if the run had not stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+from sapiens_kit.train import train
+from tests.conftest import write_mask_folder
+from tests.test_finetune import run_cfg
+
+
+class CrashAtEpoch(L.Callback):
+    """Simulates a killed job: raises when epoch ``epoch`` starts (its predecessor is saved)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def assert_same(a: Any, b: Any, where: str = "") -> None:
+    """Exact (bitwise) equality of nested checkpoint content."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    root = write_mask_folder(tmp_path / "seg", n=4)
+    # Shuffled batches of 1, dropout, accumulation, warm-up + poly, EMA, and a frozen backbone
+    # that unfreezes at epoch 2: every piece of state a resume has to carry over.
+    common = ("data.batch_size=1", "trainer.max_epochs=4", "trainer.accumulate_grad_batches=2",
+              "model.warmup_steps=2", "model.head.dropout=0.3", "model.freeze_backbone=true",
+              "model.unfreeze_at_epoch=2", "callbacks=ema", "callbacks.ema.decay=0.7",
+              "model.lr=3e-3")
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    train(run_cfg(root, full, *common))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run_cfg(root, broken, *common, "+callbacks.crash._target_="
+                      "tests.test_finetune_resume.CrashAtEpoch", "+callbacks.crash.epoch=3"))
+    interrupted = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (2, 6)
+    train(run_cfg(root, broken, *common, f"ckpt_path={broken / 'checkpoints' / 'last.ckpt'}"))
+
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (3, 8)
+    for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states",
+                "lr_schedulers", "loops"):
+        assert_same(a[key], b[key], key)
+    # the run really trained the backbone after unfreezing, and EMA differs from the live weights
+    name = "backbone.blocks.0.attn.qkv.weight"
+    assert not torch.equal(a["current_model_state"][name], interrupted["current_model_state"][name])
+    assert not torch.equal(a["state_dict"]["head.conv_seg.weight"],
+                           a["current_model_state"]["head.conv_seg.weight"])
