@@ -45,23 +45,23 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
 def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     root = write_mask_folder(tmp_path / "seg", n=4)
     # Shuffled batches of 1, dropout, accumulation, warm-up + poly, EMA, and a frozen backbone
-    # that unfreezes at epoch 2: every piece of state a resume has to carry over.
-    common = ("data.batch_size=1", "trainer.max_epochs=4", "trainer.accumulate_grad_batches=2",
+    # that unfreezes at epoch 1: every piece of state a resume has to carry over.
+    common = ("data.batch_size=1", "trainer.max_epochs=3", "trainer.accumulate_grad_batches=2",
               "model.warmup_steps=2", "model.head.dropout=0.3", "model.freeze_backbone=true",
-              "model.unfreeze_at_epoch=2", "callbacks=ema", "callbacks.ema.decay=0.7",
+              "model.unfreeze_at_epoch=1", "callbacks=ema", "callbacks.ema.decay=0.7",
               "model.lr=3e-3")
     full, broken = tmp_path / "full", tmp_path / "broken"
     train(run_cfg(root, full, *common))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(run_cfg(root, broken, *common, "+callbacks.crash._target_="
-                      "tests.test_finetune_resume.CrashAtEpoch", "+callbacks.crash.epoch=3"))
+                      "tests.test_finetune_resume.CrashAtEpoch", "+callbacks.crash.epoch=2"))
     interrupted = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
-    assert (interrupted["epoch"], interrupted["global_step"]) == (2, 6)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (1, 4)
     train(run_cfg(root, broken, *common, f"ckpt_path={broken / 'checkpoints' / 'last.ckpt'}"))
 
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
-    assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (3, 8)
+    assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (2, 6)
     for key in ("state_dict", "current_model_state", "averaging_state", "optimizer_states",
                 "lr_schedulers", "loops"):
         assert_same(a[key], b[key], key)

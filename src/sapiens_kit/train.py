@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if trainer.is_global_zero:
         if cfg.get("num_overlays") and not trainer.fast_dev_run:
             written = model.save_predictions(
-                trainer.predict(model, datamodule=datamodule, ckpt_path=best),
+                _predictor(trainer).predict(model, datamodule=datamodule, ckpt_path=best),
                 out_dir / "predictions", limit=cfg.num_overlays,
             )
             log.info("Wrote %d prediction files to %s", len(written), out_dir / "predictions")
@@ -67,6 +67,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             log.info("Best checkpoint: %s", best)
         log.info("Outputs: %s", out_dir.resolve())
     return metrics, {"datamodule": datamodule, "model": model, "trainer": trainer}
+
+
+def _predictor(trainer: L.Trainer) -> L.Trainer:
+    """The trainer for rank-0-only overlays: a single-device one after multi-process training
+    (the fitted strategy's collectives would wait for the other ranks forever)."""
+    if trainer.world_size == 1:
+        return trainer
+    return L.Trainer(accelerator=trainer.accelerator, devices=1, precision=trainer.precision,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

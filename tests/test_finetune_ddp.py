@@ -1,0 +1,96 @@
+"""Two-process DDP on CPU (``trainer=ddp_sim``, gloo) through the real command line: the ranks
+end with identical weights, the result equals one process over the same data, and the run writes
+one output folder (one logger, one metrics file, checkpoints from rank 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from sapiens_kit.train import train
+from tests.conftest import write_mask_folder
+from tests.test_finetune import run_cfg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class DumpWeights(L.Callback):
+    """Writes ``rank<r>.pt`` (weights and synced metrics) when training ends, on every rank."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.start: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = pl_module.backbone.blocks[0].attn.qkv.weight.detach().clone()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        torch.save({"state_dict": pl_module.state_dict(), "metrics": metrics,
+                    "world_size": trainer.world_size, "start": self.start},
+                   self.dirpath / f"rank{trainer.global_rank}.pt")
+
+
+# Full-set steps (4 images = 2 per rank x 2 ranks = 1 batch of 4) make the gradients equal;
+# SGD, because Adam turns the rounding noise in the gradients of biases that an InstanceNorm
+# cancels (exactly zero in theory) into lr-sized steps of random sign. Freeze + unfreeze at
+# epoch 1 checks that DDP is re-wrapped so the unfrozen backbone is synced.
+COMMON = ("model.head.dropout=0", "model.lr=1e-2", "model.optimizer=sgd", "trainer.max_epochs=2",
+          "model.freeze_backbone=true", "model.unfreeze_at_epoch=1", "callbacks=ema",
+          "callbacks.ema.decay=0.5")
+
+
+def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
+    root = write_mask_folder(tmp_path / "seg", n=4)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    out = tmp_path / "run"
+    args = [
+        "task=seg", "backbone=sapiens_test", "data=fake_seg", f"data.root={root}",
+        "img_size=[32,32]", "data.augment=false", "data.batch_size=2", "trainer=ddp_sim",
+        "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
+        "model.head.conv_channels=[8,8,8]", "test_after_fit=false", "num_overlays=1",
+        "+trainer.enable_progress_bar=false", *COMMON,
+        "+callbacks.dump._target_=tests.test_finetune_ddp.DumpWeights",
+        f"+callbacks.dump.dirpath={dumps}", f"hydra.run.dir={out}",
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "sapiens_kit.train", *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    r0, r1 = (torch.load(dumps / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["world_size"] == r1["world_size"] == 2
+    for name, value in r0["state_dict"].items():
+        assert torch.equal(value, r1["state_dict"][name]), name
+
+    single, _ = train(run_cfg(root, tmp_path / "single", "data.batch_size=4", *COMMON))
+    ref = torch.load(tmp_path / "single" / "checkpoints" / "last.ckpt", weights_only=True)
+    ddp_ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in ("state_dict", "current_model_state"):
+        for name, value in ref[key].items():
+            torch.testing.assert_close(ddp_ckpt[key][name], value, atol=2e-6, rtol=1e-4,
+                                       msg=f"{key}.{name}")
+    # the backbone did train after unfreezing (so its gradients had to be all-reduced)
+    qkv = "backbone.blocks.0.attn.qkv.weight"
+    assert not torch.allclose(ddp_ckpt["current_model_state"][qkv], r0["start"], atol=1e-6)
+    for name in ("val/mIoU", "val/mAcc", "val/aAcc"):  # torchmetrics states are all-reduced
+        assert abs(r0["metrics"][name] - single[name]) < 1e-6, name
+        assert r0["metrics"][name] == r1["metrics"][name]
+
+    # One run folder: nothing written to the working directory, one logger version, rank 0's
+    # metrics and overlays, and rank 1 only adds its own log file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dumps", "run", "seg", "single"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".hydra", "checkpoints", "csv", "metrics.json", "predictions", "train.log",
+        "train_ddp_process_1.log"]
+    assert [p.name for p in (out / "csv").iterdir()] == ["version_0"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert abs(metrics["val/mIoU"] - single["val/mIoU"]) < 1e-6
