@@ -339,13 +339,38 @@ def test_ema_refuses_sharded_and_fully_frozen_models() -> None:
         EMA(decay=1.0)
 
 
-def test_fsdp_refuses_unfreeze_at_epoch() -> None:
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"freeze_backbone": True, "unfreeze_at_epoch": 1},
+     "unfreeze_at_epoch is not supported with trainer=fsdp"),
+    ({"lora": {"r": 2}}, "model.lora is not supported with trainer=fsdp"),
+])
+def test_fsdp_refuses_unfreeze_and_lora(kwargs: dict[str, Any], match: str) -> None:
     from lightning.pytorch.strategies import FSDPStrategy
 
-    task = tiny(freeze_backbone=True, unfreeze_at_epoch=1)
+    task = tiny(**kwargs)
     task.trainer = _fake_trainer(FSDPStrategy())  # type: ignore[assignment]
-    with pytest.raises(ValueError, match="unfreeze_at_epoch is not supported with trainer=fsdp"):
+    with pytest.raises(ValueError, match=match):
         task.setup("fit")
+    task.setup("validate")  # only training is refused
+
+
+def test_gradient_clipping_by_norm_and_through_fsdp() -> None:
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    task = tiny()
+    task.trainer = _fake_trainer(SimpleNamespace(model=task))  # type: ignore[assignment]
+    task(torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)).sum().mul(1e3).backward()
+    task.clip_gradients = lambda opt, val, algo: torch.nn.utils.clip_grad_norm_(  # type: ignore
+        task.parameters(), val)
+    task.configure_gradient_clipping(None, 1.0, "norm")  # type: ignore[arg-type]
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in task.parameters()]))
+    assert norm == pytest.approx(1.0, rel=1e-4)
+    calls = []
+    fsdp = FullyShardedDataParallel.__new__(FullyShardedDataParallel)
+    object.__setattr__(fsdp, "clip_grad_norm_", lambda v: calls.append(v))
+    task.trainer = _fake_trainer(SimpleNamespace(model=fsdp))  # type: ignore[assignment]
+    task.configure_gradient_clipping(None, 0.5, "norm")  # type: ignore[arg-type]
+    assert calls == [0.5]
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -309,8 +309,32 @@ class BaseTask(L.LightningModule):
                 "parameters train when it shards them. Use trainer=ddp, or train the frozen "
                 "phase and the full phase as two runs (weights=ckpt:<first run>.ckpt)."
             )
+        if self.hparams.get("lora"):
+            raise ValueError(
+                "model.lora is not supported with trainer=fsdp: FSDP would shard the frozen "
+                "base weights together with the adapters (no memory saved on them, and the "
+                "adapter checkpoint layout changes). LoRA already leaves only a few MB of "
+                "trainable state: use trainer=gpu or trainer=ddp with model.lora, plus "
+                "model.grad_checkpointing=true."
+            )
 
     # ----------------------------------------------------------------- optimisation
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning's clipping, except by norm under FSDP, where the norm has to be taken over
+        all shards (FSDP's own ``clip_grad_norm_``; Lightning refuses norm clipping there)."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        model = self.trainer.strategy.model
+        if gradient_clip_val and isinstance(model, FullyShardedDataParallel) and (
+            gradient_clip_algorithm in (None, "norm")
+        ):
+            model.clip_grad_norm_(float(gradient_clip_val))
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with layer-wise decay groups and a per-step warm-up + decay schedule."""
         hp = self.hparams
