@@ -19,6 +19,10 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(hub))
+    from huggingface_hub import constants
+
+    # The hub's cache path is read at import time; point it at the per-test folder too.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub / "hub"))
     torch.hub.set_dir(str(hub))
     torch.manual_seed(0)
 
