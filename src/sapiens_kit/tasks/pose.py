@@ -86,7 +86,7 @@ class PoseTask(BaseTask):
                 raise ValueError(f"unknown loss '{loss}' (mse, ohkm)")
         self.val_metric = CocoKeypointMetric(self.eval_kset, score_mode, keypoint_score_thr,
                                              nms_thr=nms_thr)
-        self._ground_truth: dict[str, Any] | None = None
+        self._ground_truth: tuple[int, dict[str, Any]] | None = None
         self._warned: set[str] = set()
 
     def build_head(self, in_channels: int) -> nn.Module:
@@ -120,9 +120,11 @@ class PoseTask(BaseTask):
                      size, None if target is None else tuple(target.shape[-2:]))
         return self.codec(size).encode(batch["keypoints"], batch["keypoint_weights"])
 
-    def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
-        """Heatmaps for uint8 crops, flip-test averaged when ``flip_test`` is on."""
-        heatmaps: torch.Tensor = self(images)
+    def predict_heatmaps(self, images: torch.Tensor,
+                         plain: torch.Tensor | None = None) -> torch.Tensor:
+        """Heatmaps for uint8 crops, flip-test averaged when ``flip_test`` is on (``plain``: the
+        un-flipped output, when already computed)."""
+        heatmaps: torch.Tensor = self(images) if plain is None else plain
         if self.hp.flip_test:
             mirrored = self(images.flip(-1)).flip(-1)
             heatmaps = (heatmaps + mirrored[:, self.flip_index]) / 2
@@ -149,11 +151,7 @@ class PoseTask(BaseTask):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss on the plain crops, then flip-tested predictions into the AP metric."""
         plain: torch.Tensor = self(batch["image"])
-        if self.hp.flip_test:
-            mirrored = self(batch["image"].flip(-1)).flip(-1)
-            heatmaps = (plain + mirrored[:, self.flip_index]) / 2
-        else:
-            heatmaps = plain
+        heatmaps = self.predict_heatmaps(batch["image"], plain)
         if "keypoint_weights" in batch and batch["keypoint_weights"].sum() > 0:
             target, weights = self._targets(batch, tuple(plain.shape[-2:]))
             self.log("val/loss", self.loss_fn(plain, target.to(plain), weights.to(plain)),
@@ -168,11 +166,12 @@ class PoseTask(BaseTask):
         )
 
     def _get_ground_truth(self) -> dict[str, Any] | None:
-        if self._ground_truth is None:
-            dm = getattr(self.trainer, "datamodule", None)
-            if dm is not None and hasattr(dm, "coco_ground_truth"):
-                self._ground_truth = dm.coco_ground_truth()
-        return self._ground_truth
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "coco_ground_truth"):
+            return None
+        if self._ground_truth is None or self._ground_truth[0] != id(dm):
+            self._ground_truth = (id(dm), dm.coco_ground_truth())
+        return self._ground_truth[1]
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/AP``, ``val/AP50`` ... and ``val/AP/<part>``; write the results JSON."""
