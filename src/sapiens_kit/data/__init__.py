@@ -4,6 +4,7 @@ from sapiens_kit.data.datamodules import (
     BaseDataModule,
     CocoKeypointDataModule,
     DenseFolderDataModule,
+    HFDatasetDataModule,
     MaskFolderDataModule,
 )
 
@@ -11,5 +12,6 @@ __all__ = [
     "BaseDataModule",
     "CocoKeypointDataModule",
     "DenseFolderDataModule",
+    "HFDatasetDataModule",
     "MaskFolderDataModule",
 ]
