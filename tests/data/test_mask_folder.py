@@ -46,8 +46,9 @@ def test_flip_swaps_left_and_right_labels() -> None:
     assert classes.num_classes == 28 and classes.names[4] == "Left_Foot"
     assert lut[4] == 13 and lut[13] == 4 and lut[21] == 21 and lut[255] == 255
     tf = SegTrainTransform((8, 8), lut, ratio_range=(1.0, 1.0), rotate_limit=0, flip_prob=1.0)
-    tf.rotate.p = 0
+    tf.rotate = lambda image, mask: {"image": image, "mask": mask}
     tf.photometric = lambda image: {"image": image}
+    tf.rng._reseed = []
     image = np.zeros((8, 8, 3), np.uint8)
     image[:, :4] = 255
     mask = np.zeros((8, 8), np.uint8)
@@ -117,3 +118,19 @@ def test_bad_classes_files(tmp_path: Path) -> None:
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("classes: [bg, left_arm, right_arm]\nflip_pairs: [[left_arm, right_arm]]\n")
     assert load_classes(yaml_file).flip_pairs == ((1, 2),)
+
+
+def test_workers_draw_different_augmentations(seg_folder: Path) -> None:
+    """Forked DataLoader workers must not replay the same random augmentations."""
+    from torch.utils.data import DataLoader
+
+    from sapiens_kit.data.collate import collate
+
+    dm = MaskFolderDataModule(str(seg_folder), img_size=(32, 24))
+    dm.setup()
+    ds = dm.train_dataset
+    ds.samples = [ds.samples[0]] * 4  # the same photo four times
+    torch.manual_seed(0)
+    loader = DataLoader(ds, batch_size=1, num_workers=2, collate_fn=collate)
+    images = [b["image"][0] for b in loader]  # worker 0, worker 1, worker 0, worker 1
+    assert not torch.equal(images[0], images[1])

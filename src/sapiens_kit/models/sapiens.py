@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
@@ -119,7 +120,7 @@ class SapiensViT(VisionTransformer):
         cfg: PretrainedCfg | None = None
         if is_registered_weights(weights):
             cfg = get_pretrained_cfg(weights)
-            if cfg.patch_padding != self.patch_padding:
+            if cfg.task != "pretrain" and cfg.patch_padding != self.patch_padding:
                 log.warning(
                     "weights %s were trained with patch_padding=%d but the backbone uses %d",
                     weights, cfg.patch_padding, self.patch_padding,
@@ -234,6 +235,9 @@ def _v1_cfgs() -> dict[str, PretrainedCfg]:
     pretrain_epochs = {"0.3b": 1600, "0.6b": 1600, "1b": 173, "2b": 660}
     seg = {"0.3b": "7673_epoch_194", "0.6b": "7777_epoch_178", "1b": "7994_epoch_151"}
     depth = {"0.3b": 100, "0.6b": 70, "1b": 88, "2b": 25}
+    goliath_ap = {"0.3b": 573, "0.6b": 609, "1b": 639}
+    coco_ap = {"0.3b": 796, "0.6b": 812, "1b": 821, "2b": 822}
+    wholebody_ap = {"0.3b": 620, "0.6b": 695, "1b": 727, "2b": 745}
     normal = {"0.3b": 66, "0.6b": 200, "1b": 115, "2b": 70}
     for size, epoch in pretrain_epochs.items():
         arch = f"sapiens_{size.replace('.', '_')}"
@@ -249,6 +253,27 @@ def _v1_cfgs() -> dict[str, PretrainedCfg]:
                 f"{root.format(task='seg')}/sapiens_{size}_goliath_best_goliath_mIoU_{seg[size]}.pth",
                 task="seg", num_classes=28,
             )
+        pose_kw: dict[str, Any] = dict(task="pose", patch_padding=2)
+        if size in goliath_ap:
+            cfgs[f"{arch}.pose_goliath"] = _hub_cfg(
+                arch, "pose_goliath",
+                f"{root.format(task='pose')}/sapiens_{size}_goliath_best_goliath_AP_"
+                f"{goliath_ap[size]}.pth",
+                num_keypoints=308, **pose_kw,
+            )
+        # COCO-17 / COCO-WholeBody pose weights live outside facebook/ (noahcao/sapiens-pose-coco),
+        # assumed to follow the monorepo's sapiens_host/ layout.
+        coco_root = root.format(task="pose")
+        cfgs[f"{arch}.pose_coco"] = replace(_hub_cfg(
+            arch, "pose_coco", f"{coco_root}/sapiens_{size}_coco_best_coco_AP_{coco_ap[size]}.pth",
+            num_keypoints=17, **pose_kw,
+        ), hf_hub_id="noahcao/sapiens-pose-coco")
+        cfgs[f"{arch}.pose_coco_wholebody"] = replace(_hub_cfg(
+            arch, "pose_coco_wholebody",
+            f"{coco_root}/sapiens_{size}_coco_wholebody_best_coco_wholebody_AP_"
+            f"{wholebody_ap[size]}.pth",
+            num_keypoints=133, **pose_kw,
+        ), hf_hub_id="noahcao/sapiens-pose-coco")
         cfgs[f"{arch}.depth_render_people"] = _hub_cfg(
             arch, "depth_render_people",
             f"{root.format(task='depth')}/sapiens_{size}_render_people_epoch_{depth[size]}.pth",

@@ -26,15 +26,18 @@ class WorkerRng:
     Lightning's ``seed_everything(workers=True)`` makes reproducible.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reseed: Sequence[A.Compose] = ()) -> None:
         self._pid = -1
         self._rng = np.random.default_rng(0)
+        self._reseed = list(reseed)
 
     def get(self) -> np.random.Generator:
-        """The generator for the current process."""
+        """The generator for the current process (albumentations pipelines reseeded with it)."""
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+            for pipeline in self._reseed:
+                pipeline.set_random_seed(int(self._rng.integers(2**31)))
         return self._rng
 
 

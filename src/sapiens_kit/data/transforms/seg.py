@@ -38,11 +38,11 @@ class SegTrainTransform:
         self.flip_lut = flip_lut if flip_lut is not None else np.arange(256, dtype=np.uint8)
         self.ratio_range = ratio_range
         self.flip_prob = flip_prob
-        self.rng = WorkerRng()
-        self.rotate = A.Rotate(
+        self.rotate = A.Compose([A.Rotate(
             limit=rotate_limit, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.5
-        )
+        )])
         self.photometric = photometric()
+        self.rng = WorkerRng(reseed=[self.rotate, self.photometric])
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Transform an RGB uint8 image and its index mask together."""
