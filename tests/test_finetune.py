@@ -190,7 +190,7 @@ def test_unfreeze_keeps_frozen_params_in_the_optimizer() -> None:
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     assert all(id(p) in in_opt for _, p in task.named_parameters())
     assert not task.backbone.pos_embed.requires_grad
-    task.unfreeze()
+    task.unfreeze_backbone()
     assert all(p.requires_grad for p in task.parameters())
 
 

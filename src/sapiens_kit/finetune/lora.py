@@ -36,7 +36,7 @@ class LoraOptions:
     """
 
     r: int = 16
-    alpha: float = 32.0
+    alpha: int = 32
     dropout: float = 0.0
     targets: Sequence[str] = field(default_factory=lambda: ["attn", "mlp"])
 
@@ -83,7 +83,7 @@ def apply_lora(backbone: nn.Module, options: dict[str, Any] | LoraOptions) -> nn
 
     opts = LoraOptions.from_dict(options)
     config = LoraConfig(
-        r=int(opts.r), lora_alpha=float(opts.alpha), lora_dropout=float(opts.dropout),
+        r=int(opts.r), lora_alpha=int(opts.alpha), lora_dropout=float(opts.dropout),
         target_modules=lora_target_names(backbone, opts.targets), bias="none",
     )
     return inject_adapter_in_model(config, backbone)
@@ -94,11 +94,6 @@ def has_lora(module: nn.Module) -> bool:
     from peft.tuners.lora import LoraLayer
 
     return any(isinstance(m, LoraLayer) for m in module.modules())
-
-
-def is_lora_parameter(name: str) -> bool:
-    """Whether a parameter name belongs to a LoRA adapter (``lora_A``/``lora_B``)."""
-    return ".lora_" in name
 
 
 def merge_lora(backbone: nn.Module) -> nn.Module:

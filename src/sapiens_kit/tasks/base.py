@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from sapiens_kit.finetune.lora import apply_lora, has_lora, is_lora_parameter, merge_lora
+from sapiens_kit.finetune.lora import apply_lora, has_lora, merge_lora
 from sapiens_kit.finetune.state import rng_state, set_rng_state
 from sapiens_kit.models import create_backbone, get_pretrained_cfg
 from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
@@ -145,7 +145,7 @@ class BaseTask(L.LightningModule):
             return set(self._trainable)
         return self._trainable - self._frozen
 
-    def unfreeze(self) -> None:
+    def unfreeze_backbone(self) -> None:
         """Make the parameters frozen by ``freeze_backbone`` / ``freeze_blocks`` trainable.
 
         Under DDP the model is wrapped again, because DDP only synchronises the parameters that
@@ -173,7 +173,7 @@ class BaseTask(L.LightningModule):
         """Unfreeze at ``unfreeze_at_epoch`` (also when resuming past it)."""
         at = self.hparams.get("unfreeze_at_epoch")
         if at is not None and self.current_epoch >= int(at):
-            self.unfreeze()
+            self.unfreeze_backbone()
 
     # ----------------------------------------------------------------- LoRA export
     def merge_lora(self) -> nn.Module:
@@ -233,8 +233,8 @@ class BaseTask(L.LightningModule):
         if resized:
             log.warning(
                 "checkpoint head has %s outputs, this task %s: re-initialising %s",
-                tuple(state_dict[f"{out_layer}.weight"].shape)[0],
-                tuple(own[f"{out_layer}.weight"].shape)[0], out_layer,
+                int(state_dict[f"{out_layer}.weight"].shape[0]),
+                int(own[f"{out_layer}.weight"].shape[0]), out_layer,
             )
             state_dict = {k: v for k, v in state_dict.items() if k not in resized}
             state_dict.update({k: own[k] for k in resized})
