@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 
@@ -46,3 +47,39 @@ def init_head_weights(module: nn.Module, std: float = 0.001) -> None:
             nn.init.normal_(m.weight, std=std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+class UpsampleHead(nn.Module):
+    """Deconv stack, 1x1-conv stack, optional Dropout2d, then a 1x1 output conv.
+
+    The shared skeleton of every official Sapiens head; subclasses fix the defaults and the name of
+    the output layer (``conv_seg`` in mmseg heads, ``final_layer`` in the pose head), which is part
+    of the checkpoint key names.
+    """
+
+    output_name = "conv_seg"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        deconv_channels: Sequence[int],
+        conv_channels: Sequence[int],
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.deconv_layers = deconv_stack(in_channels, deconv_channels)
+        last = deconv_channels[-1] if deconv_channels else in_channels
+        self.conv_layers = conv_stack(last, conv_channels)
+        last = conv_channels[-1] if conv_channels else last
+        # Dropout has no weights, so Identity keeps the official key names when it is off.
+        self.dropout: nn.Module = nn.Dropout2d(dropout) if dropout else nn.Identity()
+        setattr(self, self.output_name, nn.Conv2d(last, out_channels, 1))
+        self.upsample_factor = 2 ** len(deconv_channels)
+        init_head_weights(self)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, D, h, w)`` features to ``(B, out, h * 2^n, w * 2^n)``."""
+        x = self.dropout(self.conv_layers(self.deconv_layers(features)))
+        out: torch.Tensor = getattr(self, self.output_name)(x)
+        return out

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
 
-from sapiens_kit.models.heads._blocks import conv_stack, deconv_stack, init_head_weights
+from sapiens_kit.models.heads._blocks import UpsampleHead
 
 
-class DepthHead(nn.Module):
+class DepthHead(UpsampleHead):
     """Stride-2 deconvs (official: 4 -> 16x, full input resolution), 1x1 convs, Dropout2d, then
     ``conv_seg`` to one unbounded depth channel (no activation, as the official head).
 
@@ -34,17 +32,4 @@ class DepthHead(nn.Module):
         conv_channels: Sequence[int] = (384, 384),
         dropout: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.deconv_layers = deconv_stack(in_channels, deconv_channels)
-        last = deconv_channels[-1] if deconv_channels else in_channels
-        self.conv_layers = conv_stack(last, conv_channels)
-        last = conv_channels[-1] if conv_channels else last
-        self.dropout = nn.Dropout2d(dropout)
-        self.conv_seg = nn.Conv2d(last, num_outputs, 1)
-        self.upsample_factor = 2 ** len(deconv_channels)
-        init_head_weights(self)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Map ``(B, D, h, w)`` features to ``(B, num_outputs, h * 2^n, w * 2^n)`` depth."""
-        x = self.conv_layers(self.deconv_layers(features))
-        return self.conv_seg(self.dropout(x))
+        super().__init__(in_channels, num_outputs, deconv_channels, conv_channels, dropout)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
 
-from sapiens_kit.models.heads._blocks import conv_stack, deconv_stack, init_head_weights
+from sapiens_kit.models.heads._blocks import UpsampleHead
 
 
-class HeatmapHead(nn.Module):
+class HeatmapHead(UpsampleHead):
     """2 stride-2 deconvs (4x), 2 1x1 convs, then ``final_layer`` to one heatmap per keypoint.
 
     Each deconv/conv is followed by InstanceNorm2d (no affine) and SiLU, as in the Sapiens fork of
@@ -25,6 +23,8 @@ class HeatmapHead(nn.Module):
         conv_channels: Output channels of each 1x1 conv (official: 768 x 2).
     """
 
+    output_name = "final_layer"
+
     def __init__(
         self,
         in_channels: int,
@@ -32,17 +32,6 @@ class HeatmapHead(nn.Module):
         deconv_channels: Sequence[int] = (768, 768),
         conv_channels: Sequence[int] = (768, 768),
     ) -> None:
-        super().__init__()
-        self.deconv_layers = deconv_stack(in_channels, deconv_channels)
-        last = deconv_channels[-1] if deconv_channels else in_channels
-        self.conv_layers = conv_stack(last, conv_channels)
-        last = conv_channels[-1] if conv_channels else last
-        self.final_layer = nn.Conv2d(last, num_keypoints, 1)
+        super().__init__(in_channels, num_keypoints, deconv_channels, conv_channels)
         self.num_keypoints = num_keypoints
-        self.upsample = 2 ** len(deconv_channels)
-        init_head_weights(self)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Map ``(B, D, h, w)`` features to ``(B, K, h * 2^n, w * 2^n)`` heatmaps."""
-        out: torch.Tensor = self.final_layer(self.conv_layers(self.deconv_layers(features)))
-        return out
+        self.upsample = self.upsample_factor

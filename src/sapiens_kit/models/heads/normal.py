@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from sapiens_kit.models.heads._blocks import conv_stack, deconv_stack, init_head_weights
+from sapiens_kit.models.heads._blocks import UpsampleHead
 
 
-class NormalHead(nn.Module):
+class NormalHead(UpsampleHead):
     """The segmentation head's layout with 3 outputs: 3 stride-2 deconvs (8x), 3 1x1 convs,
     Dropout2d, ``conv_seg`` to un-normalised XYZ.
 
@@ -35,19 +34,7 @@ class NormalHead(nn.Module):
         conv_channels: Sequence[int] = (768, 768, 768),
         dropout: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.deconv_layers = deconv_stack(in_channels, deconv_channels)
-        last = deconv_channels[-1] if deconv_channels else in_channels
-        self.conv_layers = conv_stack(last, conv_channels)
-        last = conv_channels[-1] if conv_channels else last
-        self.dropout = nn.Dropout2d(dropout)
-        self.conv_seg = nn.Conv2d(last, num_outputs, 1)
-        init_head_weights(self)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Map ``(B, D, h, w)`` features to ``(B, 3, h * 2^n, w * 2^n)`` raw normals."""
-        x = self.conv_layers(self.deconv_layers(features))
-        return self.conv_seg(self.dropout(x))
+        super().__init__(in_channels, num_outputs, deconv_channels, conv_channels, dropout)
 
 
 def normalize_normals(normals: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
