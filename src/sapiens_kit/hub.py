@@ -103,7 +103,8 @@ def base_license(hparams: Mapping[str, Any]) -> str:
             else "CC-BY-NC-4.0"
 
 
-def model_config(task: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> dict:
+def model_config(task: Any, hparams: Mapping[str, Any],
+                 metrics: Mapping[str, float]) -> dict[str, Any]:
     """The ``config.json`` contents: task, architecture, labels, input, metrics, licence."""
     import sapiens_kit
 

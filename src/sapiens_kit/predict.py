@@ -242,7 +242,8 @@ class VideoWriterCallback(BasePredictionWriter):
         for file in written:  # JSON records name the scratch frame: point them at the video
             if file.suffix == ".json":
                 record = json.loads(file.read_text())
-                meta = frame_of.get(record.get("image")) if isinstance(record, dict) else None
+                image = record.get("image") if isinstance(record, dict) else None
+                meta = frame_of.get(image) if isinstance(image, str) else None
                 if meta is not None:
                     record.update(image=meta["video"], frame=meta["frame"])
                     file.write_text(json.dumps(record))

@@ -118,7 +118,8 @@ def colorize_depth(depth: np.ndarray, foreground: np.ndarray | None = None) -> n
 
 def colorize_normals(normal: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
     """RGB uint8 ``(n + 1) / 2`` of unit normals ``(H, W, 3)``; black outside the foreground."""
-    rgb = ((np.clip(np.nan_to_num(normal), -1, 1) + 1) / 2 * 255).round().astype(np.uint8)
+    rgb: np.ndarray = ((np.clip(np.nan_to_num(normal), -1, 1) + 1) / 2 * 255).round().astype(
+        np.uint8)
     if foreground is not None:
         rgb[~foreground.astype(bool)] = 0
     return rgb
@@ -134,9 +135,7 @@ def hstack(images: Sequence[np.ndarray], height: int | None = None) -> np.ndarra
     return np.concatenate(resized, axis=1)
 
 
-def _as_numpy(value: Any) -> np.ndarray | None:
-    if value is None:
-        return None
+def _as_numpy(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
 
 
@@ -150,7 +149,7 @@ def task_palette(task: Any) -> Sequence[Sequence[int]]:
 
 def draw_prediction(
     image: np.ndarray, prediction: Mapping[str, Any] | Sequence[Mapping[str, Any]], task: Any,
-    side_by_side: bool = True,
+    side_by_side: bool = True, keypoint_threshold: float = 0.3,
 ) -> np.ndarray:
     """One picture of one image's prediction, whatever the task.
 
@@ -162,17 +161,18 @@ def draw_prediction(
         task: The task that made it (its palette or keypoint set are used).
         side_by_side: Depth and normals: the photo and the colour map side by side (else the
             colour map alone).
+        keypoint_threshold: Pose: keypoints scoring below this are not drawn.
 
     Returns:
         An RGB uint8 picture: a mask overlay, skeletons, or the colour map.
     """
     if not isinstance(prediction, Mapping):
-        return draw_instances(image, prediction, task.kset)
+        return draw_instances(image, prediction, task.kset, keypoint_threshold)
     if "keypoints" in prediction:
-        return draw_instances(image, [prediction], task.kset)
+        return draw_instances(image, [prediction], task.kset, keypoint_threshold)
     if "label" in prediction:
         return overlay_mask(image, _as_numpy(prediction["label"]), task_palette(task))
-    fg = _as_numpy(prediction.get("foreground"))
+    fg = None if prediction.get("foreground") is None else _as_numpy(prediction["foreground"])
     if "depth" in prediction:
         colour = colorize_depth(_as_numpy(prediction["depth"]).astype(np.float32), fg)
     elif "normal" in prediction:

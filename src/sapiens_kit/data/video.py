@@ -137,8 +137,8 @@ class VideoSink:
         if self._writer is None:
             height, width = rgb.shape[:2]
             self.size = (width - width % 2, height - height % 2)  # codecs want even sizes
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC),
-                                           self.fps, self.size)
+            fourcc = cv2.VideoWriter.fourcc(*FOURCC)
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self._writer.isOpened():
                 raise DataFileError(f"{self.path}: OpenCV cannot write {FOURCC} video here")
         assert self.size is not None

@@ -140,11 +140,11 @@ def _pose_annotations(row: Mapping[str, Any], columns: Mapping[str, str], kset: 
     k = kset.num_keypoints
     anns = []
     for j, person in enumerate(people):
-        kps = np.asarray(person, dtype=np.float32).reshape(-1)
-        if kps.size != 3 * k:
-            raise DataFileError(f"{where}: person {j} has {kps.size} keypoint values; keypoint "
+        flat = np.asarray(person, dtype=np.float32).reshape(-1)
+        if flat.size != 3 * k:
+            raise DataFileError(f"{where}: person {j} has {flat.size} keypoint values; keypoint "
                                 f"set '{kset.name}' needs {k} x 3 (x, y, visibility)")
-        kps = kps.reshape(k, 3)
+        kps = flat.reshape(k, 3)
         bbox = [float(v) for v in boxes[j]] if boxes is not None else _person_box(kps)
         ann: dict[str, Any] = {"id": first_id + j, "image_id": image_id, "category_id": 1,
                                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0}
@@ -175,7 +175,9 @@ def export_split(dataset: Any, out: Path, task: HFTask, columns: Mapping[str, st
         (out / target).mkdir()
     if columns.get("foreground"):
         (out / "mask").mkdir()
-    images, annotations, max_label = [], [], -1
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    max_label = -1
     for i, row in enumerate(dataset):
         where, stem = f"row {i}", f"{i:06d}"
         path = write_image(row[columns["image"]], out / "images" / stem, where)
@@ -188,8 +190,8 @@ def export_split(dataset: Any, out: Path, task: HFTask, columns: Mapping[str, st
         _write_target(task, row[columns["mask" if task == "seg" else task]],
                       out / str(target) / stem, where)
         if task == "seg":
-            ids = np.unique(cv2.imread(str(out / "masks" / f"{stem}.png"),
-                                       cv2.IMREAD_UNCHANGED)).astype(int)
+            ids = np.unique(np.asarray(cv2.imread(str(out / "masks" / f"{stem}.png"),
+                                                  cv2.IMREAD_UNCHANGED))).astype(int)
             max_label = max(max_label, int(ids[ids != 255].max(initial=-1)))
         if columns.get("foreground"):
             fg = _array(row[columns["foreground"]], "foreground", where)
