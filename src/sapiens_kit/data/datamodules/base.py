@@ -8,18 +8,24 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from sapiens_kit.data.collate import collate
+from sapiens_kit.data.reliability import SkipCorrupt, attach, check_on_error
 
 
 class BaseDataModule(L.LightningDataModule):
     """Holds train/val datasets and builds loaders with the kit's collate function.
 
     Subclasses fill ``self.train_dataset`` / ``self.val_dataset`` in ``setup`` and report what the
-    task needs to know about the data (classes, keypoints) through :meth:`task_kwargs`.
+    task needs to know about the data (classes, keypoints) through :meth:`task_kwargs`, and call
+    :meth:`_after_setup` at the end of ``setup`` (checks the data against the model).
+
+    ``on_error``: ``raise`` stops at an unreadable file; ``skip`` replaces the sample by another
+    and reports the skipped files each epoch (:mod:`sapiens_kit.data.reliability`).
     """
 
     def __init__(self, batch_size: int = 2, val_batch_size: int | None = None,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, on_error: str = "raise") -> None:
         super().__init__()
+        self.on_error = check_on_error(on_error)
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
@@ -30,9 +36,15 @@ class BaseDataModule(L.LightningDataModule):
         """Keyword arguments the task is built with (e.g. ``num_classes``)."""
         return {}
 
+    def _after_setup(self) -> None:
+        """Fail now if the data doesn't fit the model being run; add the skip report."""
+        attach(self.trainer, self, self.on_error)
+
     def _loader(self, dataset: Dataset[Any] | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        if self.on_error == "skip":
+            dataset = SkipCorrupt(dataset, getattr(dataset, "unreadable", ()))
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -44,6 +44,7 @@ class CocoKeypointDataModule(BaseDataModule):
         num_workers: DataLoader worker processes.
         augment: Official training augmentations (off: plain crops).
         on_bad_instance: ``skip`` (count and warn) or ``error`` for bad boxes.
+        on_error: Unreadable image: ``raise`` (naming the file) or ``skip`` (reported).
     """
 
     def __init__(
@@ -66,8 +67,9 @@ class CocoKeypointDataModule(BaseDataModule):
         num_workers: int = 0,
         augment: bool = True,
         on_bad_instance: Literal["skip", "error"] = "skip",
+        on_error: str = "raise",
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers)
+        super().__init__(batch_size, val_batch_size, num_workers, on_error)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataFileError(f"{self.root}: dataset folder does not exist")
@@ -123,6 +125,7 @@ class CocoKeypointDataModule(BaseDataModule):
                 TopdownEvalTransform(self.img_size), codec, bboxes=self.val_bboxes,
                 bbox_score_thr=self.bbox_score_thr, on_bad_instance=self.on_bad_instance,
             )
+        self._after_setup()
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO ground truth of the validation annotations, in the evaluation keypoint set."""

@@ -43,6 +43,7 @@ class DenseFolderDataModule(BaseDataModule):
         demo_size: ``(n_train, n_val)`` scenes of the generated set when ``root`` is null.
         demo_image_size: ``(H, W)`` of the generated scenes.
         cache_dir: Where the generated set goes (default ``~/.cache/sapiens_kit/synthetic``).
+        on_error: Unreadable image/target/mask: ``raise`` (naming the file) or ``skip`` (reported).
     """
 
     def __init__(
@@ -66,8 +67,9 @@ class DenseFolderDataModule(BaseDataModule):
         demo_size: tuple[int, int] = (16, 4),
         demo_image_size: tuple[int, int] = (256, 192),
         cache_dir: str | None = None,
+        on_error: str = "raise",
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers)
+        super().__init__(batch_size, val_batch_size, num_workers, on_error)
         if target not in ("depth", "normal"):
             raise ValueError(f"target must be 'depth' or 'normal', got {target!r}")
         self.root = Path(root).expanduser() if root else None
@@ -106,6 +108,7 @@ class DenseFolderDataModule(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build (and validate) the datasets; errors name the offending file."""
         if self.train_dataset is not None:
+            self._after_setup()
             return
         self.prepare_data()
         assert self.root is not None
@@ -119,7 +122,8 @@ class DenseFolderDataModule(BaseDataModule):
         )
         self.train_dataset = self._dataset(train_root, train_stems, train_tf)
         self.val_dataset = self._dataset(val_root, val_stems, DenseEvalTransform(self.img_size))
+        self._after_setup()
 
     def _dataset(self, root: Path, stems: list[str] | None, transform: Transform) -> DenseFolder:
         return DenseFolder(root, self.target, stems, transform, self.depth_scale, self.flip_y,
-                           self.flip_z, self.check, self.empty)
+                           self.flip_z, self.check, self.empty, on_error=self.on_error)

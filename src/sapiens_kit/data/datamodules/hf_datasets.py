@@ -55,6 +55,7 @@ class HFDatasetDataModule(BaseDataModule):
         val_batch_size: Validation batch size (default: ``batch_size``).
         num_workers: DataLoader worker processes.
         augment: The official training augmentations.
+        on_error: Unreadable exported file: ``raise`` or ``skip`` (reported each epoch).
     """
 
     def __init__(
@@ -83,8 +84,9 @@ class HFDatasetDataModule(BaseDataModule):
         val_batch_size: int | None = None,
         num_workers: int = 0,
         augment: bool = True,
+        on_error: str = "raise",
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers)
+        super().__init__(batch_size, val_batch_size, num_workers, on_error)
         if task not in ("seg", "depth", "normal", "pose"):
             raise ValueError(f"task must be seg, depth, normal or pose, got {task!r}")
         self.path, self.task, self.name = path, task, name
@@ -136,7 +138,7 @@ class HFDatasetDataModule(BaseDataModule):
                                    self.classes, kset)
         common = dict(img_size=self.img_size, batch_size=self.batch_size,
                       val_batch_size=self.val_batch_size, num_workers=self.num_workers,
-                      augment=self.augment, **self.folder_kwargs)
+                      augment=self.augment, on_error=self.on_error, **self.folder_kwargs)
         # Without a val split the folder modules validate on the training images (and say so).
         val = "val" if (self.root / "val").is_dir() else "train"
         data_root = self.root if val == "val" else self.root / "train"
@@ -166,6 +168,7 @@ class HFDatasetDataModule(BaseDataModule):
         inner = self.folder()
         inner.setup(stage)
         self.train_dataset, self.val_dataset = inner.train_dataset, inner.val_dataset
+        self._after_setup()
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """Pose: the validation ground truth for keypoint AP."""

@@ -32,6 +32,7 @@ class MaskFolderDataModule(BaseDataModule):
         val_list: File of validation stems.
         check_labels: Validate every mask's class ids before training starts.
         augment: Apply the official training augmentations (off = eval transform for training).
+        on_error: Unreadable image or mask: ``raise`` (naming the file) or ``skip`` (reported).
     """
 
     def __init__(
@@ -46,8 +47,9 @@ class MaskFolderDataModule(BaseDataModule):
         val_list: str | None = None,
         check_labels: bool = True,
         augment: bool = True,
+        on_error: str = "raise",
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers)
+        super().__init__(batch_size, val_batch_size, num_workers, on_error)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataFileError(f"{self.root}: dataset folder does not exist")
@@ -80,6 +82,7 @@ class MaskFolderDataModule(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build (and validate) the datasets; errors name the offending file."""
         if self.train_dataset is not None:
+            self._after_setup()
             return
         c = self.classes
         train_root, train_stems = self._split("train", self.train_list)
@@ -91,8 +94,9 @@ class MaskFolderDataModule(BaseDataModule):
             else SegEvalTransform(self.img_size, resize_mask=True)
         )
         common = dict(num_classes=c.num_classes, ignore_index=c.ignore_index,
-                      check_labels=self.check_labels)
+                      check_labels=self.check_labels, on_error=self.on_error)
         self.train_dataset = MaskFolder(train_root, stems=train_stems, transform=train_tf,
                                         **common)
         self.val_dataset = MaskFolder(val_root, stems=val_stems,
                                       transform=SegEvalTransform(self.img_size), **common)
+        self._after_setup()

@@ -251,6 +251,8 @@ class DenseFolder(Dataset[dict[str, Any]]):
         flip_z: Negate stored normal Z (datasets with Z pointing away from the camera).
         check: Read every file up front to validate and count invalid pixels.
         empty: What to do with samples that have no foreground: ``skip`` or ``error``.
+        on_error: Unreadable files found by the up-front check: ``raise`` or ``skip`` (the
+            sample is dropped and the file listed in :attr:`unreadable`).
     """
 
     def __init__(
@@ -264,6 +266,7 @@ class DenseFolder(Dataset[dict[str, Any]]):
         flip_z: bool = False,
         check: bool = True,
         empty: Literal["skip", "error"] = "skip",
+        on_error: str = "raise",
     ) -> None:
         if target not in ("depth", "normal"):
             raise ValueError(f"target must be 'depth' or 'normal', got {target!r}")
@@ -275,6 +278,8 @@ class DenseFolder(Dataset[dict[str, Any]]):
         self.depth_scale, self.flip_y, self.flip_z = depth_scale, flip_y, flip_z
         self.samples = self._pair(stems)
         self.skipped: list[Path] = []
+        self.on_error = on_error
+        self.unreadable: list[str] = []
         if check:
             self._check(empty)
 
@@ -354,7 +359,14 @@ class DenseFolder(Dataset[dict[str, Any]]):
     def _check(self, empty: str) -> None:
         kept = []
         for s in self.samples:
-            _, valid, s.report = self._load(s, image_size(s.image))
+            try:
+                _, valid, s.report = self._load(s, image_size(s.image))
+            except DataFileError as err:
+                if self.on_error != "skip" or "differs from its" in str(err):
+                    raise  # size mismatches are dataset errors, not damaged files
+                log.warning("dropping unreadable sample: %s", err)
+                self.unreadable.append(str(err).split(": ", 1)[0])
+                continue
             if valid.any():
                 kept.append(s)
             elif empty == "error":

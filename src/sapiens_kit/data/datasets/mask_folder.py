@@ -36,6 +36,8 @@ class MaskFolder(Dataset):
         stems: Restrict to these file stems (a split list), in this order.
         transform: ``(image, mask) -> (image, mask)`` applied to NumPy arrays.
         check_labels: Read every mask up front to validate class ids (recommended; fast for PNGs).
+        on_error: ``raise`` on an unreadable image or mask found by the up-front check, or
+            ``skip``: drop the sample and list the file in :attr:`unreadable`.
     """
 
     def __init__(
@@ -46,8 +48,11 @@ class MaskFolder(Dataset):
         stems: Sequence[str] | None = None,
         transform: Transform | None = None,
         check_labels: bool = True,
+        on_error: str = "raise",
     ) -> None:
         self.root = Path(root)
+        self.on_error = on_error
+        self.unreadable: list[str] = []
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.transform = transform
@@ -85,20 +90,33 @@ class MaskFolder(Dataset):
         return [(images[k], masks[k]) for k in keys]
 
     def _check(self, check_labels: bool) -> None:
+        kept = []
         for img_path, mask_path in self.samples:
-            if image_size(img_path) != image_size(mask_path):
+            try:  # unreadable files may be skipped; wrong sizes or ids always raise
+                sizes = image_size(img_path), image_size(mask_path)
+                ids = np.unique(read_index_mask(mask_path)) if check_labels else None
+            except DataFileError as err:
+                if self.on_error != "skip":
+                    raise
+                log.warning("dropping unreadable sample: %s", err)
+                self.unreadable.append(str(err).split(": ", 1)[0])
+                continue
+            kept.append((img_path, mask_path))
+            if sizes[0] != sizes[1]:
                 raise DataFileError(
-                    f"{mask_path}: mask size {image_size(mask_path)} differs from its image "
-                    f"{img_path} {image_size(img_path)} (H, W)"
+                    f"{mask_path}: mask size {sizes[1]} differs from its image "
+                    f"{img_path} {sizes[0]} (H, W)"
                 )
-            if check_labels:
-                ids = np.unique(read_index_mask(mask_path))
+            if ids is not None:
                 bad = [int(i) for i in ids if i >= self.num_classes and i != self.ignore_index]
                 if bad:
                     raise DataFileError(
                         f"{mask_path}: class ids {bad} are outside the {self.num_classes} classes "
                         f"(valid: 0..{self.num_classes - 1} and ignore {self.ignore_index})"
                     )
+        if not kept:
+            raise DataFileError(f"{self.root}: no readable sample")
+        self.samples = kept
 
     def __len__(self) -> int:
         return len(self.samples)
