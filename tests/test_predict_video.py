@@ -194,3 +194,30 @@ def test_weights_and_ckpt_rules(ckpts: dict[str, Path], tmp_path: Path) -> None:
         predict(predict_cfg("task=seg", "weights=sapiens_0_3b.pretrain_humans300m",
                             f"input={image}"), tmp_path / "o3")
     assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
+
+
+def test_official_task_file_with_weights(tmp_path: Path) -> None:
+    """An mmengine-layout task checkpoint (backbone. + decode_head.) predicts without a ckpt."""
+    import torch
+
+    task = tiny_task("seg")
+    state = {("decode_head." + k[5:] if k.startswith("head.") else k): v
+             for k, v in task.state_dict().items() if k.startswith(("backbone.", "head."))}
+    weights = tmp_path / "seg_task_epoch_10.pth"
+    torch.save({"state_dict": state, "meta": {"epoch": 10}}, weights)
+    classes = tmp_path / "classes.json"
+    classes.write_text('{"classes": ["background", "part1", "part2"]}')
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.full((30, 20, 3), 80, np.uint8))
+    out = tmp_path / "out"
+    predict(predict_cfg("task=seg", f"weights={weights}", "backbone=sapiens_test",
+                        "img_size=[64,48]", "model.head.deconv_channels=[16]",
+                        "model.head.conv_channels=[16]", f"data.classes={classes}",
+                        f"input={image}"), out)
+    mask = cv2.imread(str(out / "a_mask.png"), cv2.IMREAD_UNCHANGED)
+    expected = task.predict_dataset([image])[0]
+    with torch.no_grad():
+        want = task.predict_step({"image": expected["image"][None],
+                                  "meta": [expected["meta"]]}, 0)[0]["label"].numpy()
+    assert np.array_equal(mask, want)

@@ -158,8 +158,10 @@ def task_from_weights(cfg: DictConfig) -> Any:
 
     A sapiens_kit model file (``push_to_hub`` / ``export format=safetensors``, also as
     ``hf-hub:org/name``) rebuilds itself. Official weights need ``task=``; registered ones
-    (``sapiens_1b.seg_goliath``) also set the backbone, input size, patch padding and, for
-    segmentation, the classes.
+    (``sapiens_1b.seg_goliath``) also set the backbone, input size and patch padding. Other
+    files take the model settings from the config (``backbone=``, ``img_size=``, default
+    1024x768), the classes from ``data.classes=`` (default: the 28 Goliath classes) and the
+    keypoint set from ``data.keypoints=``.
     """
     from hydra.utils import instantiate
 
@@ -187,20 +189,27 @@ def task_from_weights(cfg: DictConfig) -> Any:
         model.update(backbone=pre.arch, patch_padding=pre.patch_padding)
         if not _explicit("img_size"):
             model["img_size"] = list(pre.input_size[1:])
-        if task == "seg" and pre.num_classes:
-            model.update(num_classes=pre.num_classes, **_seg_vocabulary(pre.num_classes))
     elif not _explicit("img_size"):
         model["img_size"] = [1024, 768]
+    # What a data module would tell the task: classes (data.classes=, else the official
+    # 28-class Goliath vocabulary) or the keypoint set (data.keypoints=).
+    if task == "seg":
+        given = cfg.data.get("classes") if _explicit("data.classes") else None
+        count = get_pretrained_cfg(weights).num_classes if registered else None
+        model.update(_seg_vocabulary(given, count or 28))
+    if task == "pose" and _explicit("data.keypoints") and cfg.data.get("keypoints"):
+        model["keypoints"] = cfg.data.keypoints
     return instantiate(model).eval()
 
 
-def _seg_vocabulary(num_classes: int) -> dict[str, Any]:
+def _seg_vocabulary(classes: Any, num_classes: int) -> dict[str, Any]:
     from sapiens_kit.data.classes import load_classes
 
-    classes = load_classes("sapiens28")
-    if classes.num_classes != num_classes:
-        return {}
-    return {"class_names": list(classes.names), "palette": [list(p) for p in classes.palette]}
+    vocab = load_classes(classes or "sapiens28")
+    if classes is None and vocab.num_classes != num_classes:
+        return {"num_classes": num_classes}
+    return {"num_classes": vocab.num_classes, "class_names": list(vocab.names),
+            "palette": [list(p) for p in vocab.palette]}
 
 
 def build_task(cfg: DictConfig) -> Any:
