@@ -45,6 +45,9 @@ from sapiens_kit.visualize import draw_prediction
 
 log = logging.getLogger("sapiens_kit")
 
+#: Keypoint set of official pose weights by their number of keypoints.
+POSE_SETS = {17: "coco17", 133: "coco_wholebody133", 308: "goliath308"}
+
 
 # ------------------------------------------------------------------------------ inputs
 def unreadable(path: Path) -> str | None:
@@ -158,7 +161,8 @@ def task_from_weights(cfg: DictConfig) -> Any:
 
     A sapiens_kit model file (``push_to_hub`` / ``export format=safetensors``, also as
     ``hf-hub:org/name``) rebuilds itself. Official weights need ``task=``; registered ones
-    (``sapiens_1b.seg_goliath``) also set the backbone, input size and patch padding. Other
+    (``sapiens_1b.seg_goliath``) also set the backbone, input size, patch padding and keypoint
+    set. Other
     files take the model settings from the config (``backbone=``, ``img_size=``, default
     1024x768), the classes from ``data.classes=`` (default: the 28 Goliath classes) and the
     keypoint set from ``data.keypoints=``.
@@ -199,6 +203,9 @@ def task_from_weights(cfg: DictConfig) -> Any:
         model.update(_seg_vocabulary(given, count or 28))
     if task == "pose" and _explicit("data.keypoints") and cfg.data.get("keypoints"):
         model["keypoints"] = cfg.data.keypoints
+    elif task == "pose" and registered:
+        count = get_pretrained_cfg(weights).num_keypoints
+        model["keypoints"] = POSE_SETS.get(count or 0, model.get("keypoints", "coco_wholebody133"))
     return instantiate(model).eval()
 
 
