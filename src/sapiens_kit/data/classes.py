@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from sapiens_kit.data.io import malformed
+
 PRESETS = ("sapiens28",)
 
 
@@ -78,7 +80,8 @@ def load_classes(spec: str | Path) -> ClassSet:
             data = json.loads(path.read_text())
     except Exception as err:
         raise ClassesFileError(f"{path}: cannot parse classes file ({err})") from err
-    return _parse(data, str(path))
+    with malformed(path, "classes file", ClassesFileError):
+        return _parse(data, str(path))
 
 
 def _parse(data: Any, source: str) -> ClassSet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -57,3 +59,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
 def list_images(folder: Path) -> dict[str, Path]:
     """Map stem -> path for the image files directly inside ``folder``."""
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+@contextmanager
+def malformed(source: str | Path, what: str,
+              error: type[ValueError] = DataFileError) -> Iterator[None]:
+    """Turn the Python errors a malformed file causes in a parser into ``error`` naming it.
+
+    Parsers check the layouts they expect and raise their own clear errors; this catches what a
+    hostile or damaged file reaches beyond those checks (``None`` where a number belongs, a list
+    where a mapping belongs, ...). The kit's own errors pass through unchanged.
+    """
+    try:
+        yield
+    except (DataFileError, error):
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as err:
+        raise error(f"{source}: malformed {what} ({type(err).__name__}: {err})") from err

@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sapiens_kit.data.io import malformed
 # Re-exported: the drawing lives in the one visualisation module.
 from sapiens_kit.visualize import draw_pose  # noqa: F401
 
@@ -170,7 +171,8 @@ def load_keypoint_set(spec: str | Path | Mapping[str, Any] | KeypointSet) -> Key
     if not isinstance(data, dict):
         raise KeypointSetError(f"{path}: expected a mapping with 'names', 'sigmas', ...")
     data.setdefault("name", path.stem)
-    return _parse(data, str(path))
+    with malformed(path, "keypoint-set file", KeypointSetError):
+        return _parse(data, str(path))
 
 
 def _parse(data: dict[str, Any], source: str, preset: bool = False) -> KeypointSet:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sapiens_kit.codecs.udp_heatmap import UDPHeatmap
-from sapiens_kit.data.io import DataFileError, read_rgb
+from sapiens_kit.data.io import DataFileError, malformed, read_rgb
 from sapiens_kit.data.keypoints import (
     KeypointSet,
     convert_keypoints,
@@ -119,7 +119,9 @@ class CocoKeypoints(Dataset[dict[str, Any]]):
         self.train = train
         self.on_bad_instance = on_bad_instance
         self.skipped: dict[str, list[Any]] = {}
-        self._load(bboxes, bbox_score_thr)
+        with malformed(self.ann_file if bboxes is None else f"{self.ann_file} or {bboxes}",
+                       "annotations"):
+            self._load(bboxes, bbox_score_thr)
 
     # ------------------------------------------------------------------ parsing
     def _load(self, bboxes: str | Path | None, bbox_score_thr: float) -> None:

@@ -108,7 +108,7 @@ def read_depth(path: str | Path, scale: float = 1.0) -> np.ndarray:
     if depth.ndim != 2:
         raise DataFileError(f"{path}: depth must be a single-channel (H, W) map, got "
                             f"shape {depth.shape}")
-    if not np.issubdtype(depth.dtype, np.number) or depth.dtype == np.bool_:
+    if depth.dtype.kind not in "iuf":  # complex, bool, strings: not a depth map
         raise DataFileError(f"{path}: depth has non-numeric dtype {depth.dtype}")
     return depth.astype(np.float32) * np.float32(scale)
 
@@ -126,6 +126,8 @@ def read_normal(path: str | Path, flip_y: bool = False, flip_z: bool = False) ->
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         raise DataFileError(f"{path}: normals must be (H, W, 3), got shape {arr.shape}")
     arr = arr[..., :3]
+    if arr.dtype.kind not in "iuf":
+        raise DataFileError(f"{path}: normals have non-numeric dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.integer):
         black = (arr == 0).all(-1)
         normal = arr.astype(np.float32) / np.float32(np.iinfo(arr.dtype).max) * 2 - 1
