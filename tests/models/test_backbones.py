@@ -95,3 +95,17 @@ def test_pretrained_metadata_consistent() -> None:
 def test_unknown_backbone_lists_choices() -> None:
     with pytest.raises(ValueError, match="sapiens_0_3b"):
         sapiens_kit.create_backbone("sapiens_9b")
+
+
+def test_sapiens2_backbone_plugs_into_a_task() -> None:
+    from sapiens_kit.tasks import SegmentationTask
+
+    task = SegmentationTask(
+        backbone="sapiens2_0_1b", img_size=(64, 48), num_classes=3,
+        backbone_overrides={"embed_dim": 32, "depth": 2, "num_heads": 2},
+        head={"deconv_channels": [8, 8, 8], "conv_channels": [8, 8, 8]},
+    )
+    x = torch.randint(0, 255, (1, 3, 64, 48), dtype=torch.uint8)
+    assert task(x).shape == (1, 3, 32, 24)
+    with pytest.raises(ValueError, match="patch_padding=2"):
+        sapiens_kit.create_backbone("sapiens2_0_1b", img_size=(64, 48), patch_padding=2)

@@ -45,8 +45,15 @@ TIMM_NAMES = {
 class Sapiens2Backbone(nn.Module):
     """A timm Sapiens2 encoder returning the last layer's normed patch features as a map."""
 
-    def __init__(self, timm_name: str, img_size: tuple[int, int], **overrides: Any) -> None:
+    def __init__(
+        self, timm_name: str, img_size: tuple[int, int], patch_padding: int = 0, **overrides: Any
+    ) -> None:
         super().__init__()
+        if patch_padding:
+            raise ValueError(
+                f"patch_padding={patch_padding}: Sapiens2 backbones have no padded patch conv "
+                "(use model.patch_padding=0)"
+            )
         if "depth" in overrides and "num_kv_heads" not in overrides:
             heads = overrides.get("num_heads", 1)
             overrides["num_kv_heads"] = (heads,) * int(overrides["depth"])
