@@ -69,7 +69,8 @@ def child(root: str, out: str, mode: str) -> None:
 
 
 def run_killed(root: Path, out: Path, mode: str) -> None:
-    code = f"from tests.test_reliability_checkpoint import child; child({str(root)!r}, {str(out)!r}, {mode!r})"
+    code = (f"from tests.test_reliability_checkpoint import child; "
+            f"child({str(root)!r}, {str(out)!r}, {mode!r})")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]

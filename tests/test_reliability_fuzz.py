@@ -35,7 +35,7 @@ from sapiens_kit.data.transforms.seg import SegEvalTransform
 
 #: The kit's own, clear exceptions (all ValueError subclasses that name the file).
 KIT_ERRORS = (DataFileError, ClassesFileError, KeypointSetError)
-#: More examples for a deeper (slower) run: SAPIENS_KIT_FUZZ_EXAMPLES=500 pytest tests/test_reliability_fuzz.py
+#: A deeper (slower) run: SAPIENS_KIT_FUZZ_EXAMPLES=500 pytest tests/test_reliability_fuzz.py
 FUZZ = settings(max_examples=int(os.environ.get("SAPIENS_KIT_FUZZ_EXAMPLES", 25)), deadline=None,
                 derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -352,7 +352,7 @@ def test_codec_decode_random_heatmaps(heatmaps: np.ndarray) -> None:
     codec = UDPHeatmap((32, 24), heatmaps.shape[2:])
     with time_limit():
         keypoints, scores = codec.decode(torch.from_numpy(heatmaps))
-    b, k, h, w = heatmaps.shape
+    b, k = heatmaps.shape[:2]
     assert keypoints.shape == (b, k, 2) and scores.shape == (b, k)
     assert torch.isfinite(keypoints).all()
 

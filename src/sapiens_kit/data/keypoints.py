@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from sapiens_kit.data.io import malformed
+
 # Re-exported: the drawing lives in the one visualisation module.
 from sapiens_kit.visualize import draw_pose  # noqa: F401
 

@@ -122,7 +122,7 @@ class SkippedSamplesReport(L.Callback):
         names, self.seen[stage] = self.seen[stage], []
         if not self.reported_setup:
             self.reported_setup = True
-            dm = trainer.datamodule
+            dm = getattr(trainer, "datamodule", None)
             for split in ("train_dataset", "val_dataset"):
                 dropped = getattr(getattr(dm, split, None), "unreadable", [])
                 if dropped:
@@ -136,7 +136,7 @@ class SkippedSamplesReport(L.Callback):
                         trainer.current_epoch, stage, len(names), ", ".join(unique))
 
 
-def attach(trainer: L.Trainer | None, datamodule: Any, on_error: OnError) -> None:
+def attach(trainer: Any, datamodule: Any, on_error: OnError) -> None:
     """Check the data against the model the trainer runs and add the skip report callback."""
     if trainer is None:
         return
