@@ -73,7 +73,8 @@ def _export(model: ExportModel, task: Any, fmt: str, path: Path, x: torch.Tensor
 
 
 def export(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Export ``cfg.ckpt`` in ``cfg.format``; returns the parity report (also ``export_<format>.json``)."""
+    """Export ``cfg.ckpt`` in ``cfg.format``; returns the parity report (also written as
+    ``export_<format>.json``)."""
     if cfg.format not in FORMATS:
         raise UserError(f"unknown format '{cfg.format}' (choose from {', '.join(FORMATS)})")
     path = out_dir / FORMATS[cfg.format]

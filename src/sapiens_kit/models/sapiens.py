@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -299,7 +299,9 @@ def _arch(
     dims: tuple[int, int, int], img_size: tuple[int, int], overrides: dict[str, Any]
 ) -> SapiensViT:
     embed_dim, depth, num_heads = dims
-    args: dict[str, Any] = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=4.0)
+    args: dict[str, Any] = dict(
+        embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=4.0
+    )
     return _create_sapiens(img_size, **{**args, **overrides})
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -128,7 +127,8 @@ class SegmentationTask(BaseTask):
                 break
             src = Path(pred["meta"]["path"])
             label = pred["label"].numpy()
-            mask_path, overlay_path = out_dir / f"{src.stem}_mask.png", out_dir / f"{src.stem}_overlay.jpg"
+            mask_path = out_dir / f"{src.stem}_mask.png"
+            overlay_path = out_dir / f"{src.stem}_overlay.jpg"
             cv2.imwrite(str(mask_path), label)
             overlay = overlay_mask(read_rgb(src), label, palette)
             cv2.imwrite(str(overlay_path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))

@@ -8,9 +8,8 @@ photometric distortion and rotation come from albumentations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 
 import albumentations as A
 import cv2

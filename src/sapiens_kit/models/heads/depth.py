@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from sapiens_kit.models.heads._blocks import UpsampleHead
 
 
