@@ -168,6 +168,7 @@ class BaseTask(L.LightningModule):
         if isinstance(strategy, DDPStrategy) and isinstance(strategy.model,
                                                             DistributedDataParallel):
             strategy.model = strategy._setup_model(strategy.model.module)
+            strategy._register_ddp_hooks()  # communication hooks, if any were configured
 
     def on_train_epoch_start(self) -> None:
         """Unfreeze at ``unfreeze_at_epoch`` (also when resuming past it)."""
