@@ -122,3 +122,22 @@ def test_export_matches_the_lightning_module(trained: Path, fmt: str) -> None:
 
     with pytest.raises(UserError, match="already exists"):
         export(cfg, out)
+
+
+def test_export_folds_lora_into_plain_weights() -> None:
+    import torch
+
+    from sapiens_kit.export import ExportModel
+    from sapiens_kit.tasks import SegmentationTask
+
+    task = SegmentationTask(backbone="sapiens_test", img_size=(64, 48), num_classes=3,
+                            head={"deconv_channels": [8, 8, 8], "conv_channels": [8, 8, 8]},
+                            lora={"r": 4, "alpha": 8}).eval()
+    for name, param in task.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)  # adapters that change the output
+    model = ExportModel(task).eval()
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    x = torch.rand(1, 3, 64, 48) * 255
+    with torch.no_grad():
+        assert (model(x) - task(x)).abs().max() < 1e-4

@@ -33,7 +33,9 @@ class ExportModel(nn.Module):
 
     def __init__(self, task: Any) -> None:
         super().__init__()
-        self.backbone, self.head = task.backbone, task.head
+        # LoRA adapters are folded into plain weights (a no-op copy without LoRA).
+        self.backbone = task.merge_lora() if hasattr(task, "merge_lora") else task.backbone
+        self.head = task.head
         self.register_buffer("mean", task.pixel_mean.clone())
         self.register_buffer("std", task.pixel_std.clone())
 
@@ -64,9 +66,14 @@ def _export(model: ExportModel, task: Any, fmt: str, path: Path, x: torch.Tensor
             cls = type(task)
             meta = {"task_class": f"{cls.__module__}.{cls.__qualname__}",
                     "hparams": json.dumps(dict(task.hparams), default=str)}
-            state = {k: v.contiguous() for k, v in task.state_dict().items()}
+            plain = task.plain_state_dict() if hasattr(task, "plain_state_dict") else (
+                task.state_dict())
+            state = {k: v.contiguous() for k, v in plain.items()}
             save_file(state, str(path), metadata=meta)
-            fresh = cls(**{**task.hparams, "weights": str(path)})
+            hparams = {**task.hparams, "weights": str(path)}
+            if "lora" in hparams:
+                hparams["lora"] = None
+            fresh = cls(**hparams)
             fresh.eval()
             return ExportModel(fresh)(x)
     raise UserError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
@@ -81,8 +88,6 @@ def export(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if path.exists() and not cfg.overwrite:
         raise UserError(f"{path}: already exists (pass overwrite=true)")
     task = load_task(cfg.ckpt, requested_task(cfg)).eval()
-    if hasattr(task, "merge_lora"):
-        task.merge_lora()
     model = ExportModel(task).eval()
     x = torch.rand(1, 3, *task.img_size) * 255
     out_dir.mkdir(parents=True, exist_ok=True)
