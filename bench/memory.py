@@ -194,7 +194,7 @@ def table(results: list[dict[str, Any]]) -> str:
             best = max(x for x in (measured, derived, tracked, 0.0) if x is not None)
             fits = " / ".join("yes" if best + 1.5 <= cap else "no" for cap in (24, 48, 80))
             cells = [f"{x:.1f}" if x is not None else "-" for x in (measured, derived, tracked)]
-            lines.append(f"| {backbone.removeprefix('sapiens_').replace('_', '.')}B | "
+            lines.append(f"| {backbone.removeprefix('sapiens_').replace('_', '.').upper()} | "
                          f"{setting} | {' | '.join(cells)} | {fits} |")
     return "\n".join(lines) + "\n\nCheck at the measured points:\n" + "\n".join(
         f"- {c}" for c in check)
