@@ -467,3 +467,25 @@ def test_official_dense_recipes(experiment: str) -> None:
     assert m.patch_padding == (2 if task == "normal" else 0)
     assert cfg.trainer.max_epochs == 200 and cfg.trainer.gradient_clip_val == 1.0
     assert list(cfg.img_size) == [1024, 768] and cfg.data.batch_size == 2
+
+
+@pytest.mark.parametrize("task", ["pose", "depth", "normal"])
+def test_every_task_trains_with_lora_ema_freezing_and_checkpointing(task: str,
+                                                                      tmp_path: Path) -> None:
+    """The fine-tuning options go through BaseTask, so every task subclass gets them: a short
+    run on the task's demo data, then the LoRA checkpoint reloads and merges into a plain task."""
+    out = tmp_path / "o"
+    cfg = compose_cfg(
+        f"task={task}", "backbone=sapiens_test", "img_size=[64,48]", "trainer=cpu",
+        "trainer.max_epochs=2", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+        "model.warmup_steps=1", "callbacks=ema", "+model.lora={r: 2}", "model.freeze_blocks=1",
+        "model.grad_checkpointing=true", "trainer.precision=bf16-mixed", "test_after_fit=false",
+        "num_overlays=0", "~logger", "+trainer.enable_progress_bar=false", out=out,
+    )
+    metrics, objs = train(cfg)
+    assert math.isfinite(metrics["train/loss"])
+    cls = type(objs["model"])
+    lora_task = cls.load_from_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert any(".lora_" in n for n, _ in lora_task.named_parameters())
+    plain = cls(**{**lora_task.hparams, "lora": None, "weights": None})
+    plain.load_state_dict(lora_task.plain_state_dict())
