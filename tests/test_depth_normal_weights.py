@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -12,31 +11,14 @@ from sapiens_kit.models import create_backbone
 from sapiens_kit.models._pretrained import WeightsError
 from sapiens_kit.models.heads import DepthHead, NormalHead
 from sapiens_kit.tasks import DepthTask, NormalTask
+from tests.helpers import to_meta_keys
 
 D = 32  # sapiens_test width
-
-_TIMM_TO_META = (
-    (r"^patch_embed\.proj\.", "patch_embed.projection."),
-    (r"^blocks\.(\d+)\.norm1\.", r"layers.\1.ln1."),
-    (r"^blocks\.(\d+)\.norm2\.", r"layers.\1.ln2."),
-    (r"^blocks\.(\d+)\.attn\.", r"layers.\1.attn."),
-    (r"^blocks\.(\d+)\.mlp\.fc1\.", r"layers.\1.ffn.layers.0.0."),
-    (r"^blocks\.(\d+)\.mlp\.fc2\.", r"layers.\1.ffn.layers.1."),
-    (r"^norm\.", "ln1."),
-)
-
 
 def _meta_backbone(img_size: tuple[int, int]) -> dict[str, torch.Tensor]:
     """A random ``sapiens_test`` backbone state dict under Meta's mmpretrain key names."""
     model = create_backbone("sapiens_test", img_size=img_size)
-    out = {}
-    for key, value in model.state_dict().items():
-        for pattern, repl in _TIMM_TO_META:
-            key, hits = re.subn(pattern, repl, key)
-            if hits:
-                break
-        out[key] = torch.randn_like(value)
-    return out
+    return {k: torch.randn_like(v) for k, v in to_meta_keys(model.state_dict()).items()}
 
 
 def _official_head(deconv: list[int], conv: list[int], outputs: int) -> dict[str, torch.Tensor]:
