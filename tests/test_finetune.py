@@ -489,3 +489,15 @@ def test_every_task_trains_with_lora_ema_freezing_and_checkpointing(task: str,
     assert any(".lora_" in n for n, _ in lora_task.named_parameters())
     plain = cls(**{**lora_task.hparams, "lora": None, "weights": None})
     plain.load_state_dict(lora_task.plain_state_dict())
+
+
+def test_weight_decay_follows_built_shapes_once_parameters_are_flattened() -> None:
+    """FSDP (use_orig_params) hands the optimizer flat 1-D shard views: the decay split must
+    come from the shapes the task was built with, not from those views."""
+    task = tiny()
+    flat = [(n, torch.nn.Parameter(p.detach().flatten())) for n, p in task.named_parameters()]
+    expected = by_name(param_groups(task.named_parameters(), 2, 1e-3, 0.1, 0.85))
+    assert by_name(param_groups(flat, 2, 1e-3, 0.1, 0.85, ndims=task._param_ndims)) == expected
+    assert any(wd == 0.1 for _, wd, _ in expected.values())
+    # without the built shapes every flattened matrix would lose its weight decay
+    assert all(wd == 0.0 for _, wd, _ in by_name(param_groups(flat, 2, 1e-3, 0.1, 0.85)).values())

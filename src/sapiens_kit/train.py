@@ -52,15 +52,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     }
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     if cfg.get("test_after_fit") and not trainer.fast_dev_run:
-        results = trainer.validate(model, datamodule=datamodule, ckpt_path=best or "last")
+        results = trainer.validate(_unsharded(trainer, model), datamodule=datamodule,
+                                   ckpt_path=best or "last")
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
     if trainer.is_global_zero:
         if cfg.get("num_overlays") and not trainer.fast_dev_run:
-            written = model.save_predictions(
-                _predictor(trainer).predict(model, datamodule=datamodule, ckpt_path=best),
-                out_dir / "predictions", limit=cfg.num_overlays,
-            )
-            log.info("Wrote %d prediction files to %s", len(written), out_dir / "predictions")
+            _write_overlays(trainer, model, datamodule, best, out_dir / "predictions",
+                            cfg.num_overlays)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         log.info("Metrics: %s", json.dumps(metrics, sort_keys=True))
         if best:
@@ -69,13 +67,42 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, {"datamodule": datamodule, "model": model, "trainer": trainer}
 
 
-def _predictor(trainer: L.Trainer) -> L.Trainer:
-    """The trainer for rank-0-only overlays: a single-device one after multi-process training
-    (the fitted strategy's collectives would wait for the other ranks forever)."""
+def _fresh_copy(model: Any) -> Any:
+    """An unwrapped model built from the same arguments, without fetching pretrained weights
+    (the checkpoint it is about to receive holds them all)."""
+    return type(model)(**{**model.hparams, "weights": None})
+
+
+def _unsharded(trainer: L.Trainer, model: Any) -> Any:
+    """The model to evaluate after ``fit``: a fresh copy under FSDP, which has flattened and
+    sharded the fitted one in place and cannot wrap it a second time."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    return _fresh_copy(model) if isinstance(trainer.strategy, FSDPStrategy) else model
+
+
+def _write_overlays(trainer: L.Trainer, model: Any, datamodule: Any, best: str | None,
+                    out_dir: Path, limit: int) -> None:
+    """Rank 0's prediction overlays from the best checkpoint.
+
+    After multi-process training they come from a fresh single-device trainer and model: the
+    fitted strategy's collectives would wait for the other ranks forever, and FSDP has sharded
+    the fitted model's blocks in place.
+    """
     if trainer.world_size == 1:
-        return trainer
-    return L.Trainer(accelerator=trainer.accelerator, devices=1, precision=trainer.precision,
-                     logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        batches = trainer.predict(model, datamodule=datamodule, ckpt_path=best)
+    else:
+        ckpt = best or getattr(trainer.checkpoint_callback, "last_model_path", "")
+        if not ckpt or not Path(ckpt).is_file():
+            log.warning("No single-file checkpoint to draw prediction overlays from after "
+                        "multi-process training; skipping them.")
+            return
+        single = L.Trainer(accelerator=trainer.accelerator, devices=1,
+                           precision=trainer.precision, logger=False,
+                           enable_checkpointing=False, enable_progress_bar=False)
+        batches = single.predict(_fresh_copy(model), datamodule=datamodule, ckpt_path=ckpt)
+    written = model.save_predictions(batches, out_dir, limit=limit)
+    log.info("Wrote %d prediction files to %s", len(written), out_dir)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

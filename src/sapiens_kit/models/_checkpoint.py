@@ -25,9 +25,27 @@ HEAD_PREFIXES = ("head.", "decode_head.")
 BACKBONE_PREFIXES = ("model.backbone.", "backbone.")
 
 
+def is_sharded_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a folder of per-rank shards (``trainer=fsdp`` with
+    ``state_dict_type: sharded``, torch.distributed.checkpoint layout)."""
+    return Path(path).is_dir() and (Path(path) / ".metadata").is_file()
+
+
+def sharded_checkpoint_message(path: str | Path) -> str:
+    """What to do with a sharded checkpoint where one file is needed."""
+    return (
+        f"{path}: is a sharded FSDP checkpoint (a folder of per-rank shards). Resume it with "
+        f"trainer=fsdp, or merge it into one file first: python -m "
+        f"lightning.pytorch.utilities.consolidate_checkpoint {path} (writes "
+        f"{path}.consolidated, which every command accepts)"
+    )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a checkpoint file into a flat ``{name: tensor}`` state dict without unpickling code."""
     path = Path(path)
+    if is_sharded_checkpoint(path):
+        raise WeightsError(sharded_checkpoint_message(path))
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file does not exist")
     if path.suffix == ".safetensors":

@@ -103,10 +103,10 @@ class BaseTask(L.LightningModule):
         self.head = self.build_head(self.backbone.embed_dim)
         cfg = get_pretrained_cfg(hp.weights if hp.weights and is_registered_weights(hp.weights)
                                  else hp.backbone)
-        self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1) * 255,
-                             persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 3, 1, 1) * 255,
-                             persistent=False)
+        # Plain floats, not buffers: FSDP mixed precision and bf16-true cast buffers, which
+        # would round 123.675 to 123.5 and shift every input.
+        self._norm = (tuple(float(m) * 255 for m in cfg.mean),
+                      tuple(float(v) * 255 for v in cfg.std))
         if hp.weights:
             self._load_weights(hp.weights)
         if hp.get("lora"):
@@ -114,6 +114,8 @@ class BaseTask(L.LightningModule):
         self._configure_freezing()
         if hp.get("grad_checkpointing"):
             self.backbone.set_grad_checkpointing(True)
+        # Shapes as built: FSDP later turns every parameter into a flat 1-D shard view.
+        self._param_ndims = {name: p.ndim for name, p in self.named_parameters()}
 
     # ----------------------------------------------------------------- freezing
     def _configure_freezing(self) -> None:
@@ -245,13 +247,34 @@ class BaseTask(L.LightningModule):
     output_layer_name = "conv_seg"
 
     # ----------------------------------------------------------------- forward helpers
+    @property
+    def pixel_mean(self) -> torch.Tensor:
+        """Per-channel mean on the 0-255 scale, float32 ``(1, 3, 1, 1)``."""
+        return torch.tensor(self._norm[0], dtype=torch.float32).view(1, 3, 1, 1)
+
+    @property
+    def pixel_std(self) -> torch.Tensor:
+        """Per-channel standard deviation on the 0-255 scale, float32 ``(1, 3, 1, 1)``."""
+        return torch.tensor(self._norm[1], dtype=torch.float32).view(1, 3, 1, 1)
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8/float 0-255 RGB -> normalised float input."""
-        return (images.float() - self.pixel_mean) / self.pixel_std
+        """uint8/float 0-255 RGB -> normalised float32 input."""
+        device = images.device
+        return (images.float() - self.pixel_mean.to(device)) / self.pixel_std.to(device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw head output for uint8 images ``(B, 3, H, W)``."""
         return self.head(self.backbone(self.normalize(images)))
+
+    def log_computed(self, metrics: dict[str, Any], prog_bar: Sequence[str] = ()) -> None:
+        """Log epoch results of a torchmetrics ``compute()``.
+
+        torchmetrics has already reduced its states over all ranks, so every rank holds the same
+        values. The sync Lightning asks for is then a ``max`` of equal numbers, which is exact
+        (a float mean of N equal values need not be) and silences its "not synced" warning.
+        """
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=name in prog_bar, sync_dist=True, reduce_fx="max")
 
     def predict_dataset(self, images: list[Path], **options: Any) -> Any:
         """A dataset of prediction inputs for image files (used by ``sapiens_kit.predict``).
@@ -341,7 +364,7 @@ class BaseTask(L.LightningModule):
         hp = self.hparams
         groups = param_groups(
             self.named_parameters(), self.backbone.num_layers, hp.lr, hp.weight_decay,
-            hp.layer_decay, include=self.optimized_parameter_names(),
+            hp.layer_decay, include=self.optimized_parameter_names(), ndims=self._param_ndims,
         )
         if not groups:
             raise ValueError("nothing to optimise: every parameter is frozen")

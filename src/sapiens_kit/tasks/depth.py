@@ -108,13 +108,13 @@ class DepthTask(BaseTask):
             depth, valid = depth.reshape(1, 1, *depth.shape[-2:]), valid.reshape(1, *valid.shape)
             losses.append(self._loss(pred, depth, valid))
             self.val_metrics.update(pred, depth, valid)
-        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses))
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/<metric>`` for every depth metric."""
         result = self.val_metrics.compute()
-        for name in DEPTH_METRICS:
-            self.log(f"val/{name}", result[name].float(), prog_bar=name in ("rmse", "abs_rel"))
+        self.log_computed({f"val/{name}": result[name].float() for name in DEPTH_METRICS},
+                          prog_bar=("val/rmse", "val/abs_rel"))
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:

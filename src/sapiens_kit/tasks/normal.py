@@ -81,13 +81,13 @@ class NormalTask(BaseTask):
             normal, valid = normal.unsqueeze(0), valid.unsqueeze(0)
             losses.append(self.loss_fn(pred, normal, valid))
             self.val_metrics.update(pred, normal, valid)
-        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses))
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/mean_angular_error`` and the other angular metrics."""
         result = self.val_metrics.compute()
-        for name, value in result.items():
-            self.log(f"val/{name}", value.float(), prog_bar=name == "mean_angular_error")
+        self.log_computed({f"val/{name}": value.float() for name, value in result.items()},
+                          prog_bar=("val/mean_angular_error",))
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -49,9 +49,10 @@ def layer_id(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def no_weight_decay(name: str, param: torch.Tensor) -> bool:
-    """Whether the official recipe exempts ``param`` from weight decay."""
-    return param.ndim <= 1 or name.endswith(".bias") or any(t in name for t in _TOKENS)
+def no_weight_decay(name: str, ndim: int) -> bool:
+    """Whether the official recipe exempts a parameter with ``ndim`` dimensions (as built, not as
+    a wrapper may have flattened it) from weight decay."""
+    return ndim <= 1 or name.endswith(".bias") or any(t in name for t in _TOKENS)
 
 
 def param_groups(
@@ -61,6 +62,7 @@ def param_groups(
     weight_decay: float,
     layer_decay: float | None,
     include: set[str] | None = None,
+    ndims: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Group parameters by (layer id, decay) with their scaled learning rates.
 
@@ -71,6 +73,9 @@ def param_groups(
         weight_decay: Weight decay of the parameters that have it.
         layer_decay: Per-layer rate; ``None`` or 0 gives every parameter the base LR.
         include: Names to optimise; default: the parameters that require grad now.
+        ndims: Each parameter's number of dimensions before wrapping, by clean name. Needed
+            once FSDP has sharded the model: its parameters are then flat 1-D views, which
+            would otherwise all be exempted from weight decay.
     """
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for raw_name, param in named_params:
@@ -78,7 +83,7 @@ def param_groups(
         if (name not in include) if include is not None else not param.requires_grad:
             continue
         lid = layer_id(name, num_layers) if layer_decay else num_layers + 1
-        skip = no_weight_decay(name, param)
+        skip = no_weight_decay(name, ndims[name] if ndims is not None else param.ndim)
         scale = layer_decay ** (num_layers + 1 - lid) if layer_decay else 1.0
         group = groups.setdefault(
             (lid, skip),

@@ -155,7 +155,7 @@ class PoseTask(BaseTask):
         if "keypoint_weights" in batch and batch["keypoint_weights"].sum() > 0:
             target, weights = self._targets(batch, tuple(plain.shape[-2:]))
             self.log("val/loss", self.loss_fn(plain, target.to(plain), weights.to(plain)),
-                     batch_size=len(plain))
+                     batch_size=len(plain), sync_dist=True)
         points, scores = self.decode(heatmaps, batch["meta"])
         meta = batch["meta"]
         self.val_metric.update(
@@ -183,8 +183,7 @@ class PoseTask(BaseTask):
             return
         self.val_metric.ground_truth = gt
         result = self.val_metric.compute()
-        self.log("val/AP", result.pop("AP"), prog_bar=True)
-        self.log_dict({f"val/{k}": v for k, v in result.items()})
+        self.log_computed({f"val/{k}": v for k, v in result.items()}, prog_bar=("val/AP",))
         trainer = self.trainer
         if trainer.is_global_zero and not trainer.sanity_checking and trainer.default_root_dir:
             self.val_metric.write_results(Path(trainer.default_root_dir) / "val_results.json")

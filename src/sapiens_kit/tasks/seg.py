@@ -83,15 +83,16 @@ class SegmentationTask(BaseTask):
             mask = mask.unsqueeze(0)
             losses.append(self.loss_fn(logit, mask))
             self.val_metrics.update(logit.argmax(1), mask)
-        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses))
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/mIoU``, ``val/mAcc``, ``val/aAcc`` and ``val/IoU/<class>``."""
         result = self.val_metrics.compute()
-        self.log_dict({f"val/{k}": result[k] for k in ("mIoU", "mAcc", "aAcc")}, prog_bar=True)
-        for name, iou in zip(self.class_names, result["IoU"], strict=True):
-            if not torch.isnan(iou):
-                self.log(f"val/IoU/{name}", iou)
+        main = ("val/mIoU", "val/mAcc", "val/aAcc")
+        self.log_computed({f"val/{k}": result[k] for k in ("mIoU", "mAcc", "aAcc")}, main)
+        self.log_computed({f"val/IoU/{name}": iou for name, iou in
+                           zip(self.class_names, result["IoU"], strict=True)
+                           if not torch.isnan(iou)})
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from sapiens_kit.models._checkpoint import is_sharded_checkpoint, sharded_checkpoint_message
+
 #: Task key -> LightningModule class path. The task group in conf/ is the user-facing registry;
 #: this map only lets tools reload a checkpoint by key.
 TASK_CLASSES = {
@@ -38,6 +40,8 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> An
     the trained ones), so they are not reloaded.
     """
     path = Path(ckpt)
+    if is_sharded_checkpoint(path):
+        raise UserError(sharded_checkpoint_message(path))
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file does not exist")
     if task is not None and task not in TASK_CLASSES:

@@ -63,7 +63,8 @@ class MaskFolder(Dataset):
         img_dir, mask_dir = self.root / "images", self.root / "masks"
         for folder in (self.root, img_dir, mask_dir):
             if not folder.is_dir():
-                raise DataFileError(f"{folder}: folder does not exist (expected images/ and masks/)")
+                raise DataFileError(
+                    f"{folder}: folder does not exist (expected images/ and masks/)")
         images = list_images(img_dir)
         masks = {p.stem: p for p in sorted(mask_dir.glob("*.png"))}
         no_mask = sorted(set(images) - set(masks))
