@@ -172,6 +172,21 @@ class BaseTask(L.LightningModule):
             strategy.model = strategy._setup_model(strategy.model.module)
             strategy._register_ddp_hooks()  # communication hooks, if any were configured
 
+    #: Optimizer steps of the whole run, which the LR schedule spans (set when training starts).
+    _schedule_steps: int = 1
+
+    def on_train_start(self) -> None:
+        """Size the LR schedule, and check it, now that the run's data are loaded.
+
+        Not in ``configure_optimizers``: asking ``trainer.estimated_stepping_batches`` there makes
+        Lightning build the training loader before it has restored the loader's position from
+        the checkpoint, so a mid-epoch resume would restart the epoch.
+        """
+        hp = self.hparams
+        self._schedule_steps = int(self.trainer.estimated_stepping_batches)
+        check_schedule(self.trainer, self._schedule_steps, hp.warmup_steps, hp.milestones,
+                       hp.schedule)
+
     def on_train_epoch_start(self) -> None:
         """Unfreeze at ``unfreeze_at_epoch`` (also when resuming past it)."""
         at = self.hparams.get("unfreeze_at_epoch")
@@ -369,12 +384,9 @@ class BaseTask(L.LightningModule):
         if not groups:
             raise ValueError("nothing to optimise: every parameter is frozen")
         optimizer = build_optimizer(groups, hp.optimizer, hp.lr, hp.betas)
-        total = 1
-        if self._trainer is not None:
-            total = int(self.trainer.estimated_stepping_batches)
-            check_schedule(self.trainer, total, hp.warmup_steps, hp.milestones, hp.schedule)
         scheduler = build_scheduler(
-            optimizer, schedule=hp.schedule, total_steps=total, warmup_steps=hp.warmup_steps,
+            optimizer, schedule=hp.schedule, total_steps=lambda: self._schedule_steps,
+            warmup_steps=hp.warmup_steps,
             warmup_start_factor=hp.warmup_start_factor, milestones=hp.milestones,
             gamma=hp.gamma,
         )

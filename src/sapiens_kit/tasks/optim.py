@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -97,7 +97,7 @@ def param_groups(
 
 def lr_lambda(
     schedule: str,
-    total_steps: int,
+    total_steps: int | Callable[[], int],
     warmup_steps: int = 0,
     warmup_start_factor: float = 1e-3,
     milestones: Sequence[float] = (),
@@ -107,26 +107,34 @@ def lr_lambda(
 ) -> Any:
     """A ``step -> factor`` function: linear warm-up, then ``poly``, ``cosine``, ``multistep``
     or ``constant``. ``milestones`` are fractions of ``total_steps`` (0.8 = 80 %) or step counts
-    (values >= 1)."""
-    total = max(total_steps, 1)
-    marks = [round(m * total) if m < 1 else int(m) for m in milestones]
+    (values >= 1).
+
+    ``total_steps`` may be a function, read at every step: the task only learns the length of
+    the run once training starts (see ``BaseTask.on_train_start``). Step 0 gives the same
+    factor whatever the total.
+    """
+    def total() -> int:
+        return max(int(total_steps() if callable(total_steps) else total_steps), 1)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return warmup_start_factor + (1 - warmup_start_factor) * step / max(warmup_steps, 1)
-        progress = min(max(step - warmup_steps, 0) / max(total - warmup_steps, 1), 1.0)
+        n = total()
+        progress = min(max(step - warmup_steps, 0) / max(n - warmup_steps, 1), 1.0)
         match schedule:
             case "poly":
                 return min_factor + (1 - min_factor) * (1 - progress) ** power
             case "cosine":
                 return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
             case "multistep":
+                marks = [round(m * n) if m < 1 else int(m) for m in milestones]
                 return gamma ** sum(step >= m for m in marks)
             case "constant":
                 return 1.0
         raise ValueError(f"unknown schedule '{schedule}' (poly, cosine, multistep, constant)")
 
-    factor(0)  # fail at configuration time on an unknown schedule name
+    if schedule not in ("poly", "cosine", "multistep", "constant"):
+        factor(max(warmup_steps, 0))  # fail at configuration time on an unknown schedule name
     return factor
 
 

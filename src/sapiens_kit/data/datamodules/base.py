@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sapiens_kit.data.collate import collate
 from sapiens_kit.data.reliability import SkipCorrupt, attach, check_on_error
+from sapiens_kit.data.resumable import ResumableLoader, SeededSamples
 
 
 class BaseDataModule(L.LightningDataModule):
@@ -45,13 +47,15 @@ class BaseDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() before asking for a dataloader")
         if self.on_error == "skip":
             dataset = SkipCorrupt(dataset, getattr(dataset, "unreadable", ()))
-        return DataLoader(
-            dataset,
+        # Resumable mid-epoch, with augmentation seeded per sample (see data/resumable.py).
+        return ResumableLoader(
+            SeededSamples(dataset),
             batch_size=batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),
             drop_last=False,
         )
 

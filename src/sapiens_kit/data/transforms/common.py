@@ -17,26 +17,35 @@ import numpy as np
 import torch
 
 
-class WorkerRng:
-    """A NumPy generator re-seeded in each DataLoader worker from torch's per-worker seed.
+class AugmentationRng:
+    """The random numbers of one sample's augmentation, a function of (epoch seed, sample index).
 
-    A generator created in ``__init__`` would be copied into every worker with the same state and
-    give every worker the same augmentations; this one follows ``torch.initial_seed()``, which
-    Lightning's ``seed_everything(workers=True)`` makes reproducible.
+    The kit's data loaders call :meth:`seed` before every sample
+    (:class:`~sapiens_kit.data.resumable.SeededSamples`), so a sample's augmentation depends on
+    neither the number of workers nor where a resumed run restarted. The albumentations
+    pipelines in ``reseed`` keep generators of their own, which are re-seeded from it too.
+
+    Used outside those loaders, it falls back to one stream per process seeded from
+    ``torch.initial_seed()`` (distinct per DataLoader worker, reproducible under
+    ``seed_everything(workers=True)``).
     """
 
-    def __init__(self, reseed: Sequence[A.Compose] = ()) -> None:
+    def __init__(self, reseed: Sequence[A.BasicTransform | A.BaseCompose | None] = ()) -> None:
         self._pid = -1
         self._rng = np.random.default_rng(0)
-        self._reseed = list(reseed)
+        self._reseed = [p for p in reseed if p is not None]
+
+    def seed(self, key: Sequence[int]) -> None:
+        """Start the stream for the sample identified by ``key`` (epoch seed, index)."""
+        self._pid = os.getpid()
+        self._rng = np.random.default_rng([int(k) for k in key])
+        for pipeline in self._reseed:
+            pipeline.set_random_seed(int(self._rng.integers(2**31)))
 
     def get(self) -> np.random.Generator:
-        """The generator for the current process (albumentations pipelines reseeded with it)."""
+        """The generator to draw this sample's augmentation from."""
         if os.getpid() != self._pid:
-            self._pid = os.getpid()
-            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
-            for pipeline in self._reseed:
-                pipeline.set_random_seed(int(self._rng.integers(2**31)))
+            self.seed([torch.initial_seed() % 2**63])
         return self._rng
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from sapiens_kit.data.transforms.common import (
-    WorkerRng,
+    AugmentationRng,
     photometric,
     random_crop,
     random_rescale,
@@ -63,12 +63,12 @@ class DenseTrainTransform:
         self.kind = kind
         self.ratio_range = (float(ratio_range[0]), float(ratio_range[1]))
         self.flip_prob = flip_prob
-        self.rng = WorkerRng()
         self.rotate = None
         if kind == "depth" and rotate_limit > 0 and rotate_prob > 0:
             self.rotate = A.Rotate(limit=rotate_limit, border_mode=cv2.BORDER_CONSTANT, fill=0,
                                    fill_mask=0, p=rotate_prob)
         self.photometric = photometric() if photometric_distortion else None
+        self.rng = AugmentationRng(reseed=[self.rotate, self.photometric])
 
     def __call__(
         self, image: np.ndarray, target: np.ndarray, valid: np.ndarray

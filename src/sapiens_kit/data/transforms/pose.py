@@ -13,7 +13,6 @@ distribution as flipping the photo first (the random shift and rotation are symm
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from sapiens_kit.data.transforms.common import WorkerRng, photometric
+from sapiens_kit.data.transforms.common import AugmentationRng, photometric
 
 
 def bbox_to_center_scale(bbox: Sequence[float], padding: float = 1.25) -> tuple[np.ndarray,
@@ -171,7 +170,6 @@ class TopdownTrainTransform(TopdownEvalTransform):
         self.shift_factor, self.shift_prob = shift_factor, shift_prob
         self.scale_range = scale_range
         self.rotate_limit, self.rotate_prob = rotate_limit, rotate_prob
-        self.rng = WorkerRng()
         steps: list[A.BasicTransform | A.BaseCompose] = []
         if photometric_aug:
             steps.append(photometric())
@@ -181,21 +179,13 @@ class TopdownTrainTransform(TopdownEvalTransform):
             steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.2, 0.4),
                                          hole_width_range=(0.2, 0.4), fill=0, p=1.0))
         self.pixel_aug = A.Compose(steps) if steps else None
-        self._seeded_pid = -1
-
-    def _rng(self) -> np.random.Generator:
-        rng = self.rng.get()
-        if self.pixel_aug is not None and self._seeded_pid != os.getpid():
-            # Albumentations keeps its own generator, which forked workers would share.
-            self._seeded_pid = os.getpid()
-            self.pixel_aug.set_random_seed(int(rng.integers(2**31)))
-        return rng
+        self.rng = AugmentationRng(reseed=[self.pixel_aug])
 
     def __call__(self, image: np.ndarray, bbox: Sequence[float],
                  keypoints: np.ndarray | None = None,
                  visible: np.ndarray | None = None) -> Crop:
         """Augment and crop one person; ``keypoints (K, 2)`` and ``visible (K,)`` in the photo."""
-        rng = self._rng()
+        rng = self.rng.get()
         k = self.flip_indices.shape[0]
         kp = np.zeros((k, 2), np.float32) if keypoints is None else keypoints.astype(np.float32)
         vis = np.zeros(k, np.float32) if visible is None else (visible > 0).astype(np.float32)

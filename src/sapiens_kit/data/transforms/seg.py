@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from sapiens_kit.data.transforms.common import (
-    WorkerRng,
+    AugmentationRng,
     photometric,
     random_crop,
     random_rescale,
@@ -42,7 +42,7 @@ class SegTrainTransform:
             limit=rotate_limit, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.5
         )])
         self.photometric = photometric()
-        self.rng = WorkerRng(reseed=[self.rotate, self.photometric])
+        self.rng = AugmentationRng(reseed=[self.rotate, self.photometric])
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Transform an RGB uint8 image and its index mask together."""
