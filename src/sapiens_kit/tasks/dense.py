@@ -1,0 +1,138 @@
+"""What the per-pixel regression tasks (depth, normals) share: per-image evaluation at the
+label's own size, foreground-aware prediction, and ``.npy`` + colour ``.png`` outputs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sapiens_kit.tasks.base import BaseTask
+
+log = logging.getLogger(__name__)
+
+
+def resize_output(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear (``align_corners=False``) resize of ``(B, C, h, w)`` to ``size``, as the official
+    code brings predictions to the label or image size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x.float()
+    return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def per_image(batch: dict[str, Any], key: str) -> list[torch.Tensor]:
+    """``batch[key]`` as one tensor per image (stacked when sizes agree, a list when not)."""
+    value = batch[key]
+    return list(value) if isinstance(value, torch.Tensor) else value
+
+
+def foregrounds(batch: dict[str, Any], n: int) -> list[torch.Tensor | None]:
+    """Per-image foreground masks of a prediction batch, or ``None`` for each image."""
+    if "valid_mask" not in batch:
+        return [None] * n
+    return list(per_image(batch, "valid_mask"))
+
+
+class DenseTask(BaseTask):
+    """Base of :class:`DepthTask` and :class:`NormalTask`.
+
+    Subclasses name their target (``target_key``), build the head, define :meth:`loss` and
+    :meth:`to_output` (raw head output at the image size -> what is saved) and :meth:`colorize`.
+    """
+
+    #: Batch key of the target, and the suffix of the saved files.
+    target_key: ClassVar[str]
+    output_layer_name = "conv_seg"
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Training loss of ``(B, C, H, W)`` predictions against targets of the same size."""
+        return self.loss_fn(pred, target, valid)
+
+    def to_output(self, pred: torch.Tensor) -> torch.Tensor:
+        """One image's ``(1, C, H, W)`` head output at its size -> the saved prediction."""
+        raise NotImplementedError
+
+    @staticmethod
+    def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
+        """An RGB uint8 picture of one prediction."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """The loss at the training crop size."""
+        pred = self(batch["image"])
+        target, valid = batch[self.target_key], batch["valid_mask"]
+        if isinstance(target, torch.Tensor):
+            loss = self.loss(pred, target, valid)
+        else:  # targets of different sizes (augment=False): one image at a time
+            loss = torch.stack([
+                self.loss(pred[i : i + 1], t.unsqueeze(0), v.unsqueeze(0))
+                for i, (t, v) in enumerate(zip(target, valid, strict=True))
+            ]).mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Loss and metrics at each image's original label resolution."""
+        preds = self(batch["image"])
+        losses = []
+        for i, (target, valid) in enumerate(zip(per_image(batch, self.target_key),
+                                                per_image(batch, "valid_mask"), strict=True)):
+            pred = resize_output(preds[i : i + 1], target.shape[-2:])
+            target = target.reshape(1, -1, *target.shape[-2:])
+            valid = valid.reshape(1, *valid.shape[-2:])
+            losses.append(self.loss(pred, target, valid))
+            self.val_metrics.update(pred, target, valid)
+        self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses), sync_dist=True)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Same as validation."""
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        """Same as validation."""
+        self.on_validation_epoch_end()
+
+    def predict_dataset(self, images: list[Path], mask_dir: str | None = None,
+                        **options: Any) -> Any:
+        """Images stretched to the model size, with optional foreground masks from ``mask_dir``
+        (``<stem>.png``, ``<stem>_mask.png`` from a seg run, or ``<stem>.npy``)."""
+        from sapiens_kit.data.datasets.dense_folder import ForegroundImageList
+
+        if options:
+            log.warning("%s prediction ignores options %s", self.target_key, sorted(options))
+        return ForegroundImageList(images, self.img_size, mask_dir)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Predictions at each image's original size, with its foreground mask if given."""
+        preds = self(batch["image"])
+        out = []
+        fgs = foregrounds(batch, len(batch["meta"]))
+        for i, (meta, fg) in enumerate(zip(batch["meta"], fgs, strict=True)):
+            value = self.to_output(resize_output(preds[i : i + 1], meta["orig_size"]))
+            out.append({self.target_key: value.cpu(),
+                        "foreground": None if fg is None else fg.cpu(), "meta": meta})
+        return out
+
+    def save_predictions(
+        self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
+    ) -> list[Path]:
+        """Write ``<stem>_<target>.npy`` (float32, original size) and ``<stem>_<target>.png``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        key = self.target_key
+        for n, pred in enumerate(p for batch in batches or [] for p in batch):
+            if limit is not None and n >= limit:
+                break
+            stem = Path(pred["meta"]["path"]).stem
+            values = pred[key].numpy().astype(np.float32)
+            fg = None if pred["foreground"] is None else pred["foreground"].numpy()
+            npy, png = out_dir / f"{stem}_{key}.npy", out_dir / f"{stem}_{key}.png"
+            np.save(npy, values)
+            cv2.imwrite(str(png), cv2.cvtColor(self.colorize(values, fg), cv2.COLOR_RGB2BGR))
+            written += [npy, png]
+        return written
