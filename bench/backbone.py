@@ -77,7 +77,7 @@ def main() -> None:
     print(f"{'precision':<10}{'sapiens_kit s':>15}{'plain timm s':>15}{'ratio':>8}"
           f"{'matmul peak GFLOP/s':>22}{'of peak':>9}")
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        def run(model):
+        def run(model, dtype=dtype):
             with torch.inference_mode(), torch.autocast("cpu", dtype=dtype,
                                                         enabled=dtype != torch.float32):
                 return model(x) if model is ours else model.forward_features(x)

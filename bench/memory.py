@@ -7,6 +7,9 @@ Settings (segmentation task, official Goliath head with 768 channels, 28 classes
     bf16+ckpt   + per-block gradient checkpointing
     lora        + LoRA r=16 on attention and MLP linears (base weights frozen)
     frozen      + frozen backbone (head only)
+    bf16+ckpt+head, lora+head
+                bf16+ckpt and lora, with the head's stages checkpointed too
+                (``model.head_checkpointing=true``)
 
 Three figures:
 
@@ -45,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SETTINGS = ("fp32", "bf16", "bf16+ckpt", "lora", "frozen")
+SETTINGS = ("fp32", "bf16", "bf16+ckpt", "lora", "frozen", "bf16+ckpt+head", "lora+head")
 SIZES = {"sapiens_0_3b": (1024, 24), "sapiens_0_6b": (1280, 32), "sapiens_1b": (1536, 40),
          "sapiens_2b": (1920, 48)}
 TOKENS = (1024 // 16) * (768 // 16)
@@ -79,14 +82,16 @@ def worker(backbone: str, setting: str, depth: int, size: tuple[int, int],
 
     torch.manual_seed(0)
     base = rss_bytes()
+    kind = setting.removesuffix("+head")
     with torch.device("meta") if fake else contextlib.nullcontext():
         task = SegmentationTask(
             backbone=backbone, img_size=size, num_classes=28,
             backbone_overrides={"depth": depth},
             head={"deconv_channels": [768] * 3, "conv_channels": [768] * 3, "dropout": 0.1},
-            grad_checkpointing=setting in ("bf16+ckpt", "lora", "frozen"),
-            lora={"r": 16, "alpha": 32} if setting == "lora" else None,
-            freeze_backbone=setting == "frozen",
+            grad_checkpointing=kind in ("bf16+ckpt", "lora", "frozen"),
+            head_checkpointing=setting.endswith("+head"),
+            lora={"r": 16, "alpha": 32} if kind == "lora" else None,
+            freeze_backbone=kind == "frozen",
         )
     mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext()
     with mode:
@@ -136,6 +141,7 @@ def static_gb(params: float, trainable: float) -> float:
 
 def full_counts(backbone: str, setting: str) -> tuple[float, float]:
     """(parameters, trainable parameters) of the full-depth task, from the module definitions."""
+    setting = setting.removesuffix("+head")
     dim, depth = SIZES[backbone]
     block = 12 * dim * dim + 13 * dim
     vit = depth * block + 16 * 16 * 3 * dim + dim + TOKENS * dim + 2 * dim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -44,7 +45,7 @@ def write_mask_folder(root: Path, n: int = 4, size: tuple[int, int] = (40, 30),
         cv2.imwrite(str(root / "images" / f"img{i}.png"), img)
         cv2.imwrite(str(root / "masks" / f"img{i}.png"), mask)
     names = ["background"] + [f"part{c}" for c in range(1, num_classes)]
-    (root / "classes.json").write_text('{"classes": %s}' % str(names).replace("'", '"'))
+    (root / "classes.json").write_text(json.dumps({"classes": names}))
     return root
 
 

@@ -254,7 +254,7 @@ def test_grad_checkpointing_gives_the_same_gradients(lora: dict[str, Any] | None
     """Per-block recomputation changes memory, not results, also with frozen LoRA bases."""
     torch.manual_seed(0)
     ref = tiny(lora=lora)
-    ckpt = tiny(lora=lora, grad_checkpointing=True)
+    ckpt = tiny(lora=lora, grad_checkpointing=True, head_checkpointing=True)
     ckpt.load_state_dict(ref.state_dict())
     if lora:
         with torch.no_grad():
@@ -266,7 +266,7 @@ def test_grad_checkpointing_gives_the_same_gradients(lora: dict[str, Any] | None
     for m in (ref, ckpt):
         m.train()
         m(x).square().mean().backward()
-    assert ckpt.backbone.grad_checkpointing
+    assert ckpt.backbone.grad_checkpointing and ckpt.head.grad_checkpointing
     grads = {n: p.grad for n, p in ref.named_parameters() if p.grad is not None}
     assert any(n.startswith("backbone.") for n in grads)
     for n, p in ckpt.named_parameters():
@@ -501,3 +501,32 @@ def test_weight_decay_follows_built_shapes_once_parameters_are_flattened() -> No
     assert any(wd == 0.1 for _, wd, _ in expected.values())
     # without the built shapes every flattened matrix would lose its weight decay
     assert all(wd == 0.0 for _, wd, _ in by_name(param_groups(flat, 2, 1e-3, 0.1, 0.85)).values())
+
+
+def test_head_checkpointing_keeps_only_stage_inputs() -> None:
+    """The head's stages run under checkpoint in training (fewer saved activations, same
+    output) and not when no gradient is needed."""
+    torch.manual_seed(0)
+    task = tiny(head_checkpointing=True)
+    features = torch.randn(1, 32, 4, 4, requires_grad=True)
+
+    def saved(fn: Any) -> int:
+        count = 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal count
+            count += t.numel()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn(features)
+        return count
+
+    task.head.set_grad_checkpointing(False)
+    plain_out, plain_saved = task.head(features), saved(task.head)
+    task.head.set_grad_checkpointing(True)
+    ckpt_out, ckpt_saved = task.head(features), saved(task.head)
+    torch.testing.assert_close(ckpt_out, plain_out)
+    assert ckpt_saved < plain_saved / 2
+    with torch.no_grad():
+        torch.testing.assert_close(task.head(features), plain_out)

@@ -62,7 +62,7 @@ def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="does not exist"):
         MaskFolderDataModule(str(tmp_path / "nope"))
     (tmp_path / "images").mkdir()
-    with pytest.raises(DataFileError, match="masks.*does not exist"):
+    with pytest.raises(DataFileError, match=r"masks.*does not exist"):
         MaskFolder(tmp_path, num_classes=2)
 
 
@@ -107,7 +107,7 @@ def test_colour_mask_is_refused(seg_folder: Path) -> None:
 def test_bad_classes_files(tmp_path: Path) -> None:
     bad = tmp_path / "c.json"
     bad.write_text('{"names": ["a"]}')
-    with pytest.raises(ClassesFileError, match="c.json: expected a mapping with a 'classes'"):
+    with pytest.raises(ClassesFileError, match=r"c\.json: expected a mapping with a 'classes'"):
         load_classes(bad)
     bad.write_text('{"classes": ["a", "b"], "flip_pairs": [["a", "zz"]]}')
     with pytest.raises(ClassesFileError, match="unknown class"):
@@ -116,7 +116,8 @@ def test_bad_classes_files(tmp_path: Path) -> None:
     with pytest.raises(ClassesFileError, match="cannot parse"):
         load_classes(bad)
     yaml_file = tmp_path / "c.yaml"
-    yaml_file.write_text("classes: [bg, left_arm, right_arm]\nflip_pairs: [[left_arm, right_arm]]\n")
+    yaml_file.write_text("classes: [bg, left_arm, right_arm]\n"
+                         "flip_pairs: [[left_arm, right_arm]]\n")
     assert load_classes(yaml_file).flip_pairs == ((1, 2),)
 
 

@@ -20,7 +20,7 @@ def test_fast_dev_run(seg_folder: Path, tmp_path: Path) -> None:
     cfg = compose_cfg("task=seg", "backbone=sapiens_test", "data=fake_seg",
                       f"data.root={seg_folder}", "img_size=[64,48]", "debug=fdr",
                       out=tmp_path / "out")
-    metrics, objs = train(cfg)
+    metrics, _ = train(cfg)
     assert "train/loss" in metrics and np.isfinite(metrics["train/loss"])
     assert "val/mIoU" in metrics
 
@@ -30,7 +30,7 @@ def test_train_validate_predict_on_generated_data(seg_folder: Path, tmp_path: Pa
     cfg = compose_cfg("task=seg", "backbone=sapiens_test", "data=fake_seg",
                       f"data.root={seg_folder}", "img_size=[64,48]", "trainer.max_epochs=2",
                       "trainer.accelerator=cpu", "model.warmup_steps=1", out=out)
-    metrics, objs = train(cfg)
+    metrics, _ = train(cfg)
     assert (out / "checkpoints" / "best.ckpt").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     saved = json.loads((out / "metrics.json").read_text())

@@ -49,6 +49,8 @@ class BaseTask(L.LightningModule):
         unfreeze_at_epoch: Unfreeze what ``freeze_backbone`` / ``freeze_blocks`` froze at the
             start of this epoch (0-based); ``None`` keeps it frozen for the whole run.
         grad_checkpointing: Recompute each backbone block in backward to save activation memory.
+        head_checkpointing: Recompute each upsampling/conv stage of the head in backward too
+            (the official heads' activations at 1024x768 outweigh a checkpointed backbone's).
         lora: LoRA adapters on the backbone's attention/MLP linears (``{r, alpha, dropout,
             targets}``, see :class:`sapiens_kit.finetune.LoraOptions`); the backbone's own
             weights are then frozen. ``None``: full fine-tuning.
@@ -74,6 +76,7 @@ class BaseTask(L.LightningModule):
         freeze_blocks: int = 0,
         unfreeze_at_epoch: int | None = None,
         grad_checkpointing: bool = False,
+        head_checkpointing: bool = False,
         lora: dict[str, Any] | None = None,
         lr: float = 5e-4,
         weight_decay: float = 0.1,
@@ -114,6 +117,8 @@ class BaseTask(L.LightningModule):
         self._configure_freezing()
         if hp.get("grad_checkpointing"):
             self.backbone.set_grad_checkpointing(True)
+        if hp.get("head_checkpointing"):
+            self.head.set_grad_checkpointing(True)
         # Shapes as built: FSDP later turns every parameter into a flat 1-D shard view.
         self._param_ndims = {name: p.ndim for name, p in self.named_parameters()}
 

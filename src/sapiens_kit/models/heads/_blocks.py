@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def deconv_stack(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
@@ -76,10 +77,29 @@ class UpsampleHead(nn.Module):
         self.dropout: nn.Module = nn.Dropout2d(dropout) if dropout else nn.Identity()
         setattr(self, self.output_name, nn.Conv2d(last, out_channels, 1))
         self.upsample_factor = 2 ** len(deconv_channels)
+        self.grad_checkpointing = False
         init_head_weights(self)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each [conv, norm, act] stage in backward instead of keeping its activations.
+
+        At 1024x768 the stages work at up to half the input resolution with hundreds of
+        channels, so they hold more activation memory than a checkpointed backbone.
+        """
+        self.grad_checkpointing = enable
+
+    def _stages(self, x: torch.Tensor) -> torch.Tensor:
+        for stack in (self.deconv_layers, self.conv_layers):
+            for i in range(0, len(stack), 3):
+                stage = stack[i : i + 3]
+                if self.grad_checkpointing and torch.is_grad_enabled():
+                    x = checkpoint(stage, x, use_reentrant=False)
+                else:
+                    x = stage(x)
+        return x
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map ``(B, D, h, w)`` features to ``(B, out, h * 2^n, w * 2^n)``."""
-        x = self.dropout(self.conv_layers(self.deconv_layers(features)))
+        x = self.dropout(self._stages(features))
         out: torch.Tensor = getattr(self, self.output_name)(x)
         return out
