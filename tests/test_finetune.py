@@ -444,7 +444,13 @@ def test_trainer_presets(preset: str) -> None:
 
         assert {Block, EvaBlock} <= set(strategy.kwargs["auto_wrap_policy"]._module_classes)
     if preset == "ddp_sim":
-        assert t.accelerator == "cpu" and t.devices == 2 and t.strategy == "ddp"
+        assert t.accelerator == "cpu" and t.devices == 2
+    if preset in ("ddp", "ddp_sim"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = instantiate(t.strategy)
+        assert type(strategy) is DDPStrategy and strategy._ddp_kwargs == {
+            "broadcast_buffers": False}
     if preset in ("ddp", "fsdp", "gpu"):
         assert t.precision == "bf16-mixed"
 

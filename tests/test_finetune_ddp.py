@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,12 @@ COMMON = ("model.head.dropout=0", "model.lr=1e-2", "model.optimizer=sgd", "train
 
 
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
-    root = write_mask_folder(tmp_path / "seg", n=4)
+    root = tmp_path / "seg"
+    write_mask_folder(root / "train", n=4)
+    # 5 validation images on 2 ranks: 3 + 2, none counted twice (Lightning's default sampler
+    # would repeat one to even the ranks out, and the metrics would differ from one process).
+    write_mask_folder(root / "val", n=5, seed=1)
+    shutil.copy(root / "train" / "classes.json", root / "classes.json")
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     out = tmp_path / "run"

@@ -6,7 +6,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sapiens_kit.data.collate import collate
 from sapiens_kit.data.reliability import SkipCorrupt, attach, check_on_error
@@ -42,16 +43,37 @@ class BaseDataModule(L.LightningDataModule):
         """Fail now if the data doesn't fit the model being run; add the skip report."""
         attach(self.trainer, self, self.on_error)
 
+    def _eval_sampler(self, dataset: Dataset[Any]) -> Sampler[int] | None:
+        """Under multi-process runs, each evaluation sample on exactly one rank.
+
+        Lightning's default DistributedSampler pads the last round with repeated samples, which
+        the metrics would count twice. Unequal batch counts are fine under DDP when nothing is
+        trained (torch DDP syncs buffers at most on the first evaluation batch), but not under
+        FSDP, whose every forward gathers weights from all ranks: there the padding stays.
+        """
+        from lightning.pytorch.strategies import DDPStrategy
+
+        trainer = self.trainer
+        world = trainer.world_size if trainer is not None else 1
+        if world < 2 or not isinstance(trainer.strategy, DDPStrategy):
+            return None
+        if len(dataset) < world:  # type: ignore[arg-type]
+            return None  # a rank without any batch would leave the others waiting
+        return UnrepeatedDistributedSampler(dataset, num_replicas=world,
+                                            rank=trainer.global_rank, shuffle=False)
+
     def _loader(self, dataset: Dataset[Any] | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         if self.on_error == "skip":
             dataset = SkipCorrupt(dataset, getattr(dataset, "unreadable", ()))
+        dataset = SeededSamples(dataset)
         # Resumable mid-epoch, with augmentation seeded per sample (see data/resumable.py).
         return ResumableLoader(
-            SeededSamples(dataset),
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else self._eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
