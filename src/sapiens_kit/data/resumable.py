@@ -16,6 +16,7 @@ A side effect users may rely on: the augmentation of a sample no longer depends 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -23,6 +24,10 @@ from torch.utils.data import Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 _EPOCH_SEED = "sapiens_kit_epoch_seed"
+
+# torchdata 0.11 calls a deprecated torch function each time a loader is built; the warning
+# says nothing to our users and would repeat every epoch.
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
 def _augmentation_rngs(dataset: Any) -> list[Any]:
