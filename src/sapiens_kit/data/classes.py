@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sapiens_kit.data.io import malformed
+from sapiens_kit.data.io import malformed, read_yaml_or_json
 
 PRESETS = ("sapiens28",)
 
@@ -71,15 +71,7 @@ def load_classes(spec: str | Path) -> ClassSet:
     path = Path(spec)
     if not path.is_file():
         raise ClassesFileError(f"{path}: classes file does not exist (or use a preset: {PRESETS})")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except Exception as err:
-        raise ClassesFileError(f"{path}: cannot parse classes file ({err})") from err
+    data = read_yaml_or_json(path, "classes file", ClassesFileError)
     with malformed(path, "classes file", ClassesFileError):
         return _parse(data, str(path))
 

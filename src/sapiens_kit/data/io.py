@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -76,3 +78,15 @@ def malformed(source: str | Path, what: str,
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as err:
         raise error(f"{source}: malformed {what} ({type(err).__name__}: {err})") from err
+
+
+def read_yaml_or_json(path: Path, what: str, error: type[ValueError] = DataFileError) -> Any:
+    """The content of a ``.yaml``/``.yml`` or JSON file; ``error`` naming it if it won't parse."""
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(path.read_text())
+        return json.loads(path.read_text())
+    except Exception as err:
+        raise error(f"{path}: cannot parse {what} ({err})") from err

@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sapiens_kit.data.io import malformed
+from sapiens_kit.data.io import malformed, read_yaml_or_json
 
 # Re-exported: the drawing lives in the one visualisation module.
 from sapiens_kit.visualize import draw_pose  # noqa: F401
@@ -160,15 +160,7 @@ def load_keypoint_set(spec: str | Path | Mapping[str, Any] | KeypointSet) -> Key
         raise KeypointSetError(
             f"{path}: keypoint-set file does not exist (or use a preset: {sorted(set(PRESETS))})"
         )
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except Exception as err:
-        raise KeypointSetError(f"{path}: cannot parse keypoint-set file ({err})") from err
+    data = read_yaml_or_json(path, "keypoint-set file", KeypointSetError)
     if not isinstance(data, dict):
         raise KeypointSetError(f"{path}: expected a mapping with 'names', 'sigmas', ...")
     data.setdefault("name", path.stem)
