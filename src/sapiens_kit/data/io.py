@@ -90,3 +90,19 @@ def read_yaml_or_json(path: Path, what: str, error: type[ValueError] = DataFileE
         return json.loads(path.read_text())
     except Exception as err:
         raise error(f"{path}: cannot parse {what} ({err})") from err
+
+
+def select_stems(images: dict[str, Path], stems: list[str] | None, root: Path,
+                 img_dir: Path) -> list[str]:
+    """The sample stems to use: those of a split list (each must have an image), else all
+    images in name order; raises naming the folder when there are none."""
+    if stems is not None:
+        unknown = [s for s in stems if s not in images]
+        if unknown:
+            raise DataFileError(f"{root}: split lists unknown samples {unknown[:5]}")
+        keys = list(stems)
+    else:
+        keys = sorted(images)
+    if not keys:
+        raise DataFileError(f"{img_dir}: no images found")
+    return keys

@@ -29,6 +29,7 @@ from sapiens_kit.data.io import (
     image_size,
     list_images,
     read_rgb,
+    select_stems,
 )
 
 log = logging.getLogger(__name__)
@@ -314,15 +315,7 @@ class DenseFolder(Dataset[dict[str, Any]]):
             stem = sorted(set(images) - set(masks))[0]
             raise DataFileError(f"{images[stem]}: has no mask in {mask_dir} (a mask folder "
                                 "exists, so every image needs one)")
-        if stems is not None:
-            unknown = [s for s in stems if s not in images]
-            if unknown:
-                raise DataFileError(f"{self.root}: split lists unknown samples {unknown[:5]}")
-            keys = list(stems)
-        else:
-            keys = sorted(images)
-        if not keys:
-            raise DataFileError(f"{img_dir}: no images found")
+        keys = select_stems(images, stems, self.root, img_dir)
         return [_Sample(k, images[k], targets[k], masks.get(k)) for k in keys]
 
     def _load(self, s: _Sample, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray,

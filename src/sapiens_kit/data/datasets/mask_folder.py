@@ -11,7 +11,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sapiens_kit.data.io import DataFileError, image_size, list_images, read_index_mask, read_rgb
+from sapiens_kit.data.io import (
+    DataFileError,
+    image_size,
+    list_images,
+    read_index_mask,
+    read_rgb,
+    select_stems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +86,7 @@ class MaskFolder(Dataset):
                 f"{masks[no_image[0]]}: mask has no image in {img_dir}"
                 + (f" (and {len(no_image) - 1} more)" if len(no_image) > 1 else "")
             )
-        if stems is not None:
-            unknown = [s for s in stems if s not in images]
-            if unknown:
-                raise DataFileError(f"{self.root}: split lists unknown samples {unknown[:5]}")
-            keys = list(stems)
-        else:
-            keys = sorted(images)
-        if not keys:
-            raise DataFileError(f"{img_dir}: no images found")
+        keys = select_stems(images, stems, self.root, img_dir)
         return [(images[k], masks[k]) for k in keys]
 
     def _check(self, check_labels: bool) -> None:
