@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from sapiens_kit.train import train
 from tests.conftest import write_mask_folder
+from tests.test_configs import compose_cfg
 from tests.test_finetune import run_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,3 +102,43 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert abs(metrics["val/mIoU"] - single["val/mIoU"]) < 1e-6
+
+
+def test_two_process_pose_evaluation_equals_one_process(tmp_path: Path) -> None:
+    """COCO keypoint evaluation gathers every rank's detections once: with the weights held
+    fixed (lr 0), the 2-rank results file and AP equal a one-process run's."""
+    common = ["task=pose", "backbone=sapiens_test", "data=demo_pose", "img_size=[64,48]",
+              "data.augment=false", "+data.val_batch_size=1", "model.lr=0",
+              "trainer.max_epochs=1",
+              "trainer.check_val_every_n_epoch=1", "test_after_fit=false", "num_overlays=0",
+              "+trainer.enable_progress_bar=false"]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "sapiens_kit.train", *common, "trainer=ddp_sim",
+                           "data.batch_size=2", f"hydra.run.dir={out}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # Every rank computes with one thread; the same here, so kernels sum in the same order (an
+    # untrained model's flat heatmaps turn rounding differences into whole-pixel jumps).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single, _ = train(compose_cfg(*common, "trainer=cpu", "data.batch_size=4",
+                                      out=tmp_path / "single"))
+    finally:
+        torch.set_num_threads(threads)
+
+    def results(run: Path) -> tuple[list[int], torch.Tensor]:
+        """Image ids and (score, keypoints) rows, in image then mean-x order."""
+        rows = json.loads((run / "val_results.json").read_text())
+        rows.sort(key=lambda r: (r["image_id"], round(sum(r["keypoints"][0::3]) / 17)))
+        return ([r["image_id"] for r in rows],
+                torch.tensor([[r["score"], *r["keypoints"]] for r in rows], dtype=torch.float64))
+
+    (ids, got), (ref_ids, ref) = results(out), results(tmp_path / "single")
+    assert len(ref_ids) == 12 and ids == ref_ids  # every person once, none repeated
+    # one crop per forward on every rank, so the numerics are those of the one process
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val/AP"] == pytest.approx(single["val/AP"], abs=1e-9)
