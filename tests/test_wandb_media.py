@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import lightning as L
 import numpy as np
 import pytest
@@ -123,17 +124,23 @@ def test_callback_without_media_logger_does_nothing(tmp_path: Path,
     assert "no W&B or TensorBoard logger" in caplog.text
 
 
-def test_tensorboard_gets_the_same_pictures(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorboard_gets_the_same_pictures(tmp_path: Path) -> None:
+    """The pictures land in the TensorBoard event file, read back with TensorBoard's reader."""
     pytest.importorskip("tensorboard")
     from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logger = TensorBoardLogger(tmp_path, name="tb")
-    seen: list[tuple[str, tuple[int, ...]]] = []
-    monkeypatch.setattr(type(logger.experiment), "add_image",
-                        lambda self, tag, img, step, dataformats: seen.append((tag, img.shape)))
-    fit_with_callback(tmp_path, logger, max_images=1, log_train_batch=False)
-    assert seen[0] == ("val/segmentation/0", (SIZE[0], 2 * SIZE[1], 3))
+    fit_with_callback(tmp_path, logger, max_images=1, log_train_batch=True)
+    logger.experiment.flush()
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert {"val/segmentation/0", "train/segmentation/0"} <= set(events.Tags()["images"])
+    picture = events.Images("val/segmentation/0")[0]
+    assert (picture.height, picture.width) == (SIZE[0], 2 * SIZE[1])  # image | prediction
+    decoded = cv2.imdecode(np.frombuffer(picture.encoded_image_string, np.uint8),
+                           cv2.IMREAD_COLOR)
+    assert decoded.shape == (SIZE[0], 2 * SIZE[1], 3) and decoded.std() > 0
 
 
 def test_offline_wandb_run_holds_the_media(tmp_path: Path,
