@@ -30,12 +30,12 @@ _EPOCH_SEED = "sapiens_kit_epoch_seed"
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
-def _augmentation_rngs(dataset: Any) -> list[Any]:
-    """The :class:`AugmentationRng` of the data set behind any wrappers (``.dataset``)."""
+def _augmentation_rng(dataset: Any) -> Any:
+    """The :class:`AugmentationRng` of the data set behind any wrappers (``.dataset``), if any."""
     while hasattr(dataset, "dataset") and not hasattr(dataset, "transform"):
         dataset = dataset.dataset
     rng = getattr(getattr(dataset, "transform", None), "rng", None)
-    return [rng] if rng is not None and hasattr(rng, "seed") else []
+    return rng if hasattr(rng, "seed") else None
 
 
 class SeededSamples(Dataset[Any]):
@@ -47,7 +47,7 @@ class SeededSamples(Dataset[Any]):
     def __init__(self, dataset: Dataset[Any]) -> None:
         self.dataset = dataset
         self._epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._rngs = _augmentation_rngs(dataset)
+        self._rng = _augmentation_rng(dataset)
 
     def set_epoch_seed(self, seed: int) -> None:
         """The seed of the epoch about to be loaded."""
@@ -57,9 +57,8 @@ class SeededSamples(Dataset[Any]):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        key = (int(self._epoch_seed), int(index))
-        for rng in self._rngs:
-            rng.seed(key)
+        if self._rng is not None:
+            self._rng.seed((int(self._epoch_seed), int(index)))
         return self.dataset[index]
 
     def __getattr__(self, name: str) -> Any:

@@ -110,6 +110,7 @@ class BaseTask(L.LightningModule):
         # would round 123.675 to 123.5 and shift every input.
         self._norm = (tuple(float(m) * 255 for m in cfg.mean),
                       tuple(float(v) * 255 for v in cfg.std))
+        self._norm_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         if hp.weights:
             self._load_weights(hp.weights)
         if hp.get("lora"):
@@ -280,7 +281,10 @@ class BaseTask(L.LightningModule):
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float 0-255 RGB -> normalised float32 input."""
         device = images.device
-        return (images.float() - self.pixel_mean.to(device)) / self.pixel_std.to(device)
+        if device not in self._norm_on:
+            self._norm_on[device] = (self.pixel_mean.to(device), self.pixel_std.to(device))
+        mean, std = self._norm_on[device]
+        return (images.float() - mean) / std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw head output for uint8 images ``(B, 3, H, W)``."""

@@ -26,6 +26,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 log = logging.getLogger(__name__)
 
+#: LR schedules after warm-up (``model.schedule``).
+SCHEDULES = ("poly", "cosine", "multistep", "constant")
 _BLOCK = re.compile(r"^backbone\.(?:model\.)?blocks\.(\d+)\.")
 _EMBED = ("pos_embed", "patch_embed", "cls_token", "mask_token", "reg_token", "rope")
 _TOKENS = ("pos_embed", "cls_token", "reg_token", "mask_token")
@@ -113,6 +115,9 @@ def lr_lambda(
     the run once training starts (see ``BaseTask.on_train_start``). Step 0 gives the same
     factor whatever the total.
     """
+    if schedule not in SCHEDULES:  # fail at configuration time, not at the first decay step
+        raise ValueError(f"unknown schedule '{schedule}' ({', '.join(SCHEDULES)})")
+
     def total() -> int:
         return max(int(total_steps() if callable(total_steps) else total_steps), 1)
 
@@ -129,12 +134,8 @@ def lr_lambda(
             case "multistep":
                 marks = [round(m * n) if m < 1 else int(m) for m in milestones]
                 return gamma ** sum(step >= m for m in marks)
-            case "constant":
-                return 1.0
-        raise ValueError(f"unknown schedule '{schedule}' (poly, cosine, multistep, constant)")
+        return 1.0  # constant
 
-    if schedule not in ("poly", "cosine", "multistep", "constant"):
-        factor(max(warmup_steps, 0))  # fail at configuration time on an unknown schedule name
     return factor
 
 

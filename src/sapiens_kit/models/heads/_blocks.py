@@ -88,18 +88,18 @@ class UpsampleHead(nn.Module):
         """
         self.grad_checkpointing = enable
 
-    def _stages(self, x: torch.Tensor) -> torch.Tensor:
+    def _checkpointed_stages(self, x: torch.Tensor) -> torch.Tensor:
         for stack in (self.deconv_layers, self.conv_layers):
             for i in range(0, len(stack), 3):
-                stage = stack[i : i + 3]
-                if self.grad_checkpointing and torch.is_grad_enabled():
-                    x = checkpoint(stage, x, use_reentrant=False)
-                else:
-                    x = stage(x)
+                x = checkpoint(stack[i : i + 3], x, use_reentrant=False)
         return x
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map ``(B, D, h, w)`` features to ``(B, out, h * 2^n, w * 2^n)``."""
-        x = self.dropout(self._stages(features))
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            x = self._checkpointed_stages(features)
+        else:
+            x = self.conv_layers(self.deconv_layers(features))
+        x = self.dropout(x)
         out: torch.Tensor = getattr(self, self.output_name)(x)
         return out
