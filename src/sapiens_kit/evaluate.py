@@ -11,15 +11,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from sapiens_kit.utils.cli import load_task, report_errors, requested_task
-from sapiens_kit.utils.config import CONFIG_DIR
+from sapiens_kit.utils.config import CONFIG_DIR, build_datamodule
 
 log = logging.getLogger("sapiens_kit")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Validate ``cfg.ckpt`` on ``cfg.data``'s validation set; writes ``metrics.json``."""
-    datamodule = instantiate(cfg.data, _convert_="all")
+    """Validate ``cfg.ckpt`` on ``cfg.data``'s validation set; writes ``metrics.json``.
+
+    The task (unless ``task=`` is given, then it is checked) and the input size come from the
+    checkpoint: the data is resized to the size the model was trained at.
+    """
     model = load_task(cfg.ckpt, requested_task(cfg))
+    datamodule = build_datamodule(cfg, img_size=model.img_size)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.validate(model, datamodule=datamodule)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}

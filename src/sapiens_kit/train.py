@@ -12,18 +12,45 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sapiens_kit.utils.config import CONFIG_DIR, instantiate_dict
+from sapiens_kit.utils.cli import UserError, report_errors
+from sapiens_kit.utils.config import CONFIG_DIR, build_datamodule, instantiate_dict
 
 log = logging.getLogger("sapiens_kit")
+
+
+def check_demo(cfg: DictConfig) -> None:
+    """Refuse to run the demo's CPU settings (``demo/demo_*.yaml``) on other data.
+
+    They are selected with the demo data preset (``task=seg`` alone), so ``data.root=/my/parts``
+    on that preset would otherwise train a small head at 256x192 from random weights on real data.
+
+    Raises:
+        UserError: If the data is not the one the active demo settings were made for.
+    """
+    demo = cfg.get("demo")
+    if not demo:
+        return
+    data = cfg.data
+    if data.get("_target_") == demo.data_target and data.get("root") == demo.data_root:
+        return
+    given = f"data.root={data.get('root')}" if data.get("root") else f"data={data.get('_target_')}"
+    raise UserError(
+        f"{given} is not the demo's data, but the demo's CPU settings (small head, img_size="
+        f"{list(cfg.model.img_size)}, {cfg.trainer.max_epochs} epochs, random init allowed) "
+        f"are on: add {demo.real_data} to train on your data with the real recipe (or "
+        "experiment=<name> for an official one, or demo=none to keep this data preset)"
+    )
 
 
 def build(cfg: DictConfig) -> tuple[Any, Any, L.Trainer]:
     """Instantiate (datamodule, task, trainer) from a composed config.
 
     The data module is built first because it decides what the task must predict (number of
-    classes, keypoint set), which it reports through ``task_kwargs()``.
+    classes, keypoint set), which it reports through ``task_kwargs()``; it resizes to the task's
+    ``img_size``.
     """
-    datamodule = instantiate(cfg.data, _convert_="all")
+    check_demo(cfg)
+    datamodule = build_datamodule(cfg)
     model = instantiate(cfg.model, _convert_="all", **datamodule.task_kwargs())
     callbacks = instantiate_dict(cfg.get("callbacks"))
     loggers = instantiate_dict(cfg.get("logger"))
@@ -39,6 +66,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Returns:
         ``(metrics, objects)``: final metrics and the datamodule/model/trainer used.
     """
+    check_demo(cfg)
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +134,7 @@ def _write_overlays(trainer: L.Trainer, model: Any, datamodule: Any, best: str |
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@report_errors
 def main(cfg: DictConfig) -> None:
     """Hydra app wrapper around :func:`train`."""
     if cfg.get("print_config"):

@@ -154,6 +154,8 @@ def check_data_matches_task(datamodule: Any, task: Any) -> None:
 
     Compares the data module's :meth:`task_kwargs` with the task's hyperparameters (class count,
     class names, ignore index, keypoint set) and the data module's ``img_size`` with the task's.
+    ``train`` and ``evaluate`` hand the task's size to the data module, so there the sizes always
+    agree; the size check catches Python code that builds both with different sizes.
     """
     hp = getattr(task, "hparams", {})
     data = datamodule.task_kwargs() if hasattr(datamodule, "task_kwargs") else {}

@@ -32,4 +32,16 @@ def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
     return [instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
+def build_datamodule(cfg: DictConfig, img_size: Any = None) -> Any:
+    """The data module of ``cfg.data``, resizing to the task's input size.
+
+    The size has one owner, the task (``model.img_size``, set with ``img_size=[H,W]``); the data
+    presets don't repeat it. ``img_size`` overrides it (``evaluate``: the checkpoint's size).
+    """
+    from hydra.utils import instantiate
+
+    size = img_size if img_size is not None else cfg.model.img_size
+    return instantiate(cfg.data, _convert_="all", img_size=[int(s) for s in size])
+
+
 register_resolvers()
