@@ -102,7 +102,7 @@ def read_yaml_or_json(path: Path, what: str, error: type[ValueError] = DataFileE
         raise error(f"{path}: cannot parse {what} ({err})") from err
 
 
-def select_stems(images: dict[str, Path], stems: list[str] | None, root: Path,
+def select_stems(images: dict[str, Path], stems: Sequence[str] | None, root: Path,
                  img_dir: Path) -> list[str]:
     """The sample stems to use: those of a split list (each must have an image), else all
     images in name order; raises naming the folder when there are none."""

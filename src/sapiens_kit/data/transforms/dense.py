@@ -80,8 +80,11 @@ class DenseTrainTransform:
         arrays = random_crop(arrays, self.size, rng)
         image, target, valid_u8 = resize_to(arrays, _INTERPS, self.size)
         if self.rotate is not None:
-            out = self.rotate(image=image, masks=[target, valid_u8])
-            image, (target, valid_u8) = out["image"], out["masks"]
+            # One 2-D mask per target channel: albumentations stacks the masks it is given.
+            planes = [target] if target.ndim == 2 else list(np.moveaxis(target, -1, 0))
+            out = self.rotate(image=image, masks=[*planes, valid_u8])
+            image, *planes, valid_u8 = out["image"], *out["masks"]
+            target = planes[0] if target.ndim == 2 else np.stack(planes, -1)
         valid = np.asarray(valid_u8) > 0
         target = np.asarray(target, dtype=np.float32)
         if rng.random() < self.flip_prob:
