@@ -241,3 +241,8 @@ def test_unknown_task_and_argument_are_clear(tmp_path: Path) -> None:
         HFDatasetDataModule(str(tmp_path), task="albedo")
     with pytest.raises(TypeError, match="unexpected arguments"):
         HFDatasetDataModule(str(tmp_path), task="seg", mask_colum="x")
+    with pytest.raises(TypeError, match="depht_column"):
+        HFDatasetDataModule(str(tmp_path), task="depth", depht_column="x")
+    # Columns of other known roles are accepted (and unused), as before.
+    dm = HFDatasetDataModule(str(tmp_path), task="seg", mask_column="m", depth_column="d")
+    assert dm.columns == {"image": "image", "mask": "m"}

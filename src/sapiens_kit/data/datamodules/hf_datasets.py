@@ -11,6 +11,7 @@ from sapiens_kit.data.datamodules.coco_keypoints import CocoKeypointDataModule
 from sapiens_kit.data.datamodules.dense_folder import DenseFolderDataModule
 from sapiens_kit.data.datamodules.mask_folder import MaskFolderDataModule
 from sapiens_kit.data.export.hf import (
+    LAYOUTS,
     VAL_SPLITS,
     CocoLayout,
     DenseLayout,
@@ -21,6 +22,7 @@ from sapiens_kit.data.export.hf import (
     load_splits,
 )
 from sapiens_kit.data.io import DataFileError
+from sapiens_kit.data.targets import list_targets
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +124,12 @@ class HFDatasetDataModule(BaseDataModule):
         **role_columns: str,
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, on_error)
-        wrong = sorted(k for k in role_columns if not k.endswith("_column"))
+        self.layout: Layout = get_layout(task)
+        # Any known role's column may be given (configs name several); anything else is a typo.
+        roles = {self.layout.role, *list_targets(), *(get_layout(k).role for k in LAYOUTS)}
+        wrong = sorted(set(role_columns) - {f"{r}_column" for r in roles})
         if wrong:
             raise TypeError(f"HFDatasetDataModule got unexpected arguments {wrong}")
-        self.layout: Layout = get_layout(task)
         self.path, self.name = path, name
         self.task = self.layout.name
         role = self.layout.role
