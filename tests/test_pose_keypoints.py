@@ -11,11 +11,11 @@ import pytest
 from sapiens_kit.data.keypoints import (
     KeypointSetError,
     convert_keypoints,
-    draw_pose,
     eval_set,
     keypoint_mapping,
     load_keypoint_set,
 )
+from sapiens_kit.visualize import draw_pose
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "goliath_keypoints.json"
 

@@ -1,17 +1,10 @@
-"""Datasets, data modules, transforms and class/keypoint vocabularies."""
+"""Datasets, data modules, transforms, dense targets and class/keypoint vocabularies.
 
-from sapiens_kit.data.datamodules import (
-    BaseDataModule,
-    CocoKeypointDataModule,
-    DenseFolderDataModule,
-    HFDatasetDataModule,
-    MaskFolderDataModule,
-)
+The data modules are listed once, in :mod:`sapiens_kit.data.datamodules`; this package
+re-exports that list.
+"""
 
-__all__ = [
-    "BaseDataModule",
-    "CocoKeypointDataModule",
-    "DenseFolderDataModule",
-    "HFDatasetDataModule",
-    "MaskFolderDataModule",
-]
+from sapiens_kit.data import datamodules
+from sapiens_kit.data.datamodules import *  # noqa: F403
+
+__all__ = list(datamodules.__all__)

@@ -1,17 +1,27 @@
-"""Image and label file reading with errors that name the file."""
+"""Image and label file reading with errors that name the file.
+
+This is the one module the kit reads data files through, so it is also where OpenCV's EXR codec
+is switched on: OpenCV only honours ``OPENCV_IO_ENABLE_OPENEXR`` if it is set before the codec is
+first used, and every data module imports this one before decoding anything.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import cv2
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+import cv2  # after the EXR switch above
 import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: Foreground-mask files accepted next to dense targets.
+MASK_SUFFIXES = (".png", ".npy", ".jpg", ".bmp", ".tif", ".tiff")
 
 
 class DataFileError(ValueError):
@@ -92,7 +102,7 @@ def read_yaml_or_json(path: Path, what: str, error: type[ValueError] = DataFileE
         raise error(f"{path}: cannot parse {what} ({err})") from err
 
 
-def select_stems(images: dict[str, Path], stems: list[str] | None, root: Path,
+def select_stems(images: dict[str, Path], stems: Sequence[str] | None, root: Path,
                  img_dir: Path) -> list[str]:
     """The sample stems to use: those of a split list (each must have an image), else all
     images in name order; raises naming the folder when there are none."""
@@ -106,3 +116,125 @@ def select_stems(images: dict[str, Path], stems: list[str] | None, root: Path,
     if not keys:
         raise DataFileError(f"{img_dir}: no images found")
     return keys
+
+
+
+def select_split(root: Path, name: str, listing: str | None) -> tuple[Path, list[str] | None]:
+    """Where a split's samples are: ``(root, stems of the listing file)`` when a split list is
+    given, else ``(root / name, None)`` when that sub-folder exists, else ``(root, None)``."""
+    if listing:
+        path = root / listing
+        if not path.is_file():
+            raise DataFileError(f"{path}: split list does not exist")
+        return root, [s.strip() for s in path.read_text().splitlines() if s.strip()]
+    if (root / name).is_dir():
+        return root / name, None
+    return root, None
+
+
+def load_json(path: Path, what: str) -> Any:
+    """Read a JSON file; a missing or malformed file raises :class:`DataFileError` naming it."""
+    if not path.is_file():
+        raise DataFileError(f"{path}: {what} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFileError(f"{path}: {what} is not valid JSON ({err})") from err
+
+
+def find_dir(root: Path, names: Sequence[str]) -> Path | None:
+    """The first of ``root/<name>`` that is a folder (ours first, then other spellings)."""
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def index_files(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+    """Map stem -> path for files with one of ``suffixes`` (the first suffix found wins)."""
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in suffixes and p.stem not in out:
+            out[p.stem] = p
+    return out
+
+
+# ------------------------------------------------------------------------- numeric label maps
+def read_exr(path: Path) -> np.ndarray:
+    """EXR through OpenCV when built with OpenEXR, else the ``openexr`` package."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is not None:
+        return img[..., ::-1] if img.ndim == 3 else img  # BGR -> RGB channel order
+    try:
+        import OpenEXR
+    except ImportError:
+        raise DataFileError(
+            f"{path}: cannot read .exr: this OpenCV build has no OpenEXR codec and the "
+            "'openexr' package is not installed (pip install openexr), or convert to .npy"
+        ) from None
+    try:
+        with OpenEXR.File(str(path)) as exr:
+            channels = {k: np.asarray(v.pixels) for k, v in exr.channels().items()}
+    except Exception as err:
+        raise DataFileError(f"{path}: unreadable EXR file ({err})") from err
+    if len(channels) == 1:
+        return next(iter(channels.values()))
+    for names in (("RGB",), ("XYZ",), ("R", "G", "B"), ("X", "Y", "Z"), ("Z",), ("depth",),
+                  ("Y",), ("R",)):
+        if all(n in channels for n in names):
+            arrays = [channels[n] for n in names]
+            return arrays[0] if len(arrays) == 1 else np.stack(arrays, -1)
+    raise DataFileError(f"{path}: EXR channels {sorted(channels)} not understood")
+
+
+def read_array(path: Path) -> np.ndarray:
+    """The numbers stored in a ``.npy``, ``.exr`` or (8/16-bit) image file, as stored; image
+    channels in RGB(A) order."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise DataFileError(f"{path}: unreadable .npy file ({err})") from err
+    if suffix == ".exr":
+        return read_exr(path)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataFileError(f"{path}: unreadable image (missing, truncated or not an image)")
+    return img[..., 2::-1] if img.ndim == 3 else img  # BGR(A) -> RGB
+
+
+def read_foreground(path: str | Path) -> np.ndarray:
+    """Foreground mask ``(H, W)`` bool from a PNG (channel 0 > 0) or a boolean/int ``.npy``."""
+    mask = read_array(Path(path))
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise DataFileError(f"{path}: mask must be (H, W), got shape {mask.shape}")
+    return mask > 0
+
+
+# ------------------------------------------------------------------ Hugging Face datasets cells
+def as_pil(value: Any) -> Any:
+    """A ``datasets`` image cell (PIL image, or ``{"bytes"|"path": ...}``) as a PIL image;
+    ``None`` for anything else (arrays, lists)."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, Mapping) and (value.get("bytes") or value.get("path")):
+        import io as _io
+
+        return Image.open(_io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"])
+    return None
+
+
+def as_array(value: Any, what: str, where: str) -> np.ndarray:
+    """A ``datasets`` cell (image or nested lists/array) as a NumPy array; ``where`` names the
+    row in the error."""
+    image = as_pil(value)
+    arr = np.asarray(image) if image is not None else np.asarray(value)
+    if arr.dtype == object or arr.ndim < 2:
+        raise DataFileError(f"{where}: column '{what}' holds {type(value).__name__}, not an "
+                            "image or an array")
+    return arr

@@ -30,9 +30,6 @@ import numpy as np
 
 from sapiens_kit.data.io import malformed, read_yaml_or_json
 
-# Re-exported: the drawing lives in the one visualisation module.
-from sapiens_kit.visualize import draw_pose  # noqa: F401
-
 PRESETS = {"coco17": "coco17", "coco": "coco17", "coco_wholebody133": "coco_wholebody133",
            "coco_wholebody": "coco_wholebody133", "goliath308": "goliath308",
            "goliath": "goliath308"}

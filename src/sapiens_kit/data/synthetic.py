@@ -3,7 +3,9 @@
 Each scene is a stick figure made of spheres (head) and capsules (torso, limbs) in a random pose,
 ray-cast through a pinhole camera and shaded with a Lambertian light over a textured background.
 Depth and normals are exact (closed-form ray/primitive intersections), so the files are good test
-fixtures and a small offline demo set. Written layout (the one :class:`DenseFolder` reads)::
+fixtures and a small offline demo set. The renderer returns named layers (:func:`render_scene`);
+each dense target (:mod:`sapiens_kit.data.targets`) takes its values from them and writes its own
+folder. Written layout with the built-in targets (the one :class:`DenseFolder` reads)::
 
     <out>/images/<stem>.png   RGB photo-like render (figure on a random background)
     <out>/depth/<stem>.npy    float32 (H, W) camera Z depth in metres; 0 outside the figure
@@ -22,11 +24,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from sapiens_kit.data.targets import DenseTarget, TargetSpec, get_target, list_targets
 
 #: Parts of the figure: (name, radius in metres, albedo group).
 _SKIN, _SHIRT, _TROUSERS = 0, 1, 2
@@ -153,7 +158,8 @@ def render_scene(
 
     Returns:
         ``image`` uint8 (H, W, 3) RGB, ``depth`` float32 (H, W) (0 = background), ``normal``
-        float32 (H, W, 3) in kit axes (0 = background) and ``mask`` uint8 (H, W) 0/255.
+        float32 (H, W, 3) in kit axes (0 = background), ``albedo`` float32 (H, W, 3) the
+        unshaded surface colour in ``[0, 1]`` (0 = background) and ``mask`` uint8 (H, W) 0/255.
     """
     height, width = size
     focal = 1.45 * height
@@ -189,17 +195,30 @@ def render_scene(
         "image": np.clip(image, 0, 255).round().astype(np.uint8),
         "depth": np.where(fg, depth, 0).astype(np.float32),
         "normal": np.where(fg[..., None], normal, 0).astype(np.float32),
+        "albedo": np.where(fg[..., None], albedo[np.clip(group, 0, 2)] / 255, 0).astype(
+            np.float32),
         "mask": (fg * 255).astype(np.uint8),
     }
 
 
+def _targets(targets: Sequence[TargetSpec] | None) -> list[DenseTarget]:
+    """The target objects to write: the given ones, else every registered target."""
+    return [get_target(t) for t in (list_targets() if targets is None else targets)]
+
+
 def generate(
     out: str | Path, n: int = 8, size: tuple[int, int] = (256, 192), seed: int = 0,
-    prefix: str = "synth",
+    prefix: str = "synth", targets: Sequence[TargetSpec] | None = None,
 ) -> Path:
-    """Write ``n`` seeded scenes to ``out`` in the dense-folder layout and return ``out``."""
+    """Write ``n`` seeded scenes to ``out`` in the dense-folder layout and return ``out``.
+
+    ``targets`` (keys or :class:`~sapiens_kit.data.targets.DenseTarget` objects; default: all
+    registered) each write the scene layer they take (:meth:`DenseTarget.from_scene`) into their
+    folder; targets the renderer has no layer for are left out.
+    """
     out = Path(out)
-    for sub in ("images", "depth", "normal", "mask"):
+    chosen = _targets(targets)
+    for sub in ("images", "mask"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n):
@@ -207,8 +226,12 @@ def generate(
         stem = f"{prefix}_{i:04d}"
         cv2.imwrite(str(out / "images" / f"{stem}.png"),
                     cv2.cvtColor(scene["image"], cv2.COLOR_RGB2BGR))
-        np.save(out / "depth" / f"{stem}.npy", scene["depth"])
-        np.save(out / "normal" / f"{stem}.npy", scene["normal"])
+        for target in chosen:
+            values = target.from_scene(scene)
+            if values is not None:
+                folder = out / target.folder_names[0]
+                folder.mkdir(exist_ok=True)
+                target.write(folder / stem, values)
         cv2.imwrite(str(out / "mask" / f"{stem}.png"), scene["mask"])
     return out
 
@@ -224,13 +247,17 @@ def cache_root() -> Path:
 def ensure_demo(
     cache_dir: str | Path | None = None, n_train: int = 16, n_val: int = 4,
     size: tuple[int, int] = (256, 192), seed: int = 0,
+    targets: Sequence[TargetSpec] | None = None,
 ) -> Path:
     """Generate (once) a demo set with ``train/`` and ``val/`` splits and return its folder.
 
-    The folder name encodes the settings, and it is written to a temporary sibling then renamed,
-    so concurrent runs never see a half-written set.
+    ``targets`` as for :func:`generate` (default: all registered). The folder name encodes the
+    settings, and it is written to a temporary sibling then renamed, so concurrent runs never
+    see a half-written set.
     """
-    settings = {"n_train": n_train, "n_val": n_val, "size": list(size), "seed": seed, "v": 1}
+    chosen = _targets(targets)
+    settings = {"n_train": n_train, "n_val": n_val, "size": list(size), "seed": seed, "v": 1,
+                "targets": sorted(t.key for t in chosen)}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     parent = Path(cache_dir).expanduser() if cache_dir else cache_root() / "synthetic"
     final = parent / f"demo_{key}"
@@ -239,8 +266,8 @@ def ensure_demo(
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_demo_", dir=parent))
     try:
-        generate(tmp / "train", n_train, size, seed, prefix="train")
-        generate(tmp / "val", n_val, size, seed + 1, prefix="val")
+        generate(tmp / "train", n_train, size, seed, prefix="train", targets=chosen)
+        generate(tmp / "val", n_val, size, seed + 1, prefix="val", targets=chosen)
         (tmp / "settings.json").write_text(json.dumps(settings))
         try:
             tmp.rename(final)

@@ -7,37 +7,76 @@ from pathlib import Path
 from typing import Any
 
 from sapiens_kit.data.datamodules.base import BaseDataModule
-from sapiens_kit.data.datasets.hf_datasets import VAL_SPLITS, HFTask, export_dataset, load_splits
+from sapiens_kit.data.datamodules.coco_keypoints import CocoKeypointDataModule
+from sapiens_kit.data.datamodules.dense_folder import DenseFolderDataModule
+from sapiens_kit.data.datamodules.mask_folder import MaskFolderDataModule
+from sapiens_kit.data.export.hf import (
+    LAYOUTS,
+    VAL_SPLITS,
+    CocoLayout,
+    DenseLayout,
+    HFTask,
+    Layout,
+    export_dataset,
+    get_layout,
+    load_splits,
+)
 from sapiens_kit.data.io import DataFileError
+from sapiens_kit.data.targets import list_targets
 
 log = logging.getLogger(__name__)
 
 
+# -------------------------------------------------------- which folder data module reads an export
+def _mask_folder(dm: HFDatasetDataModule, root: Path, val: str,
+                 common: dict[str, Any]) -> BaseDataModule:
+    classes = dm.classes if isinstance(dm.classes, str) else str(dm.root_dir / "classes.json")
+    return MaskFolderDataModule(str(root), classes, **common)
+
+
+def _coco(dm: HFDatasetDataModule, root: Path, val: str,
+          common: dict[str, Any]) -> BaseDataModule:
+    return CocoKeypointDataModule(
+        str(dm.root_dir), "train/annotations.json", f"{val}/annotations.json", "train/images",
+        f"{val}/images", keypoints=dm.keypoints, **common)
+
+
+def _dense_folder(dm: HFDatasetDataModule, root: Path, val: str,
+                  common: dict[str, Any]) -> BaseDataModule:
+    assert isinstance(dm.layout, DenseLayout)
+    return DenseFolderDataModule(str(root), dm.layout.target, **common)
+
+
+#: ``Layout.reader`` -> builder of the folder data module that reads the export.
+FOLDER_READERS = {"mask_folder": _mask_folder, "coco": _coco, "dense_folder": _dense_folder}
+
+
 class HFDatasetDataModule(BaseDataModule):
-    """Seg, depth, normal or pose data from a ``datasets`` dataset, fed to the folder pipelines.
+    """Seg, pose or dense-target data from a ``datasets`` dataset, fed to the folder pipelines.
 
     The chosen splits are exported once (cached by fingerprint) to the layout of
-    :class:`MaskFolderDataModule`, :class:`DenseFolderDataModule` or
-    :class:`CocoKeypointDataModule` (see :mod:`sapiens_kit.data.datasets.hf_datasets`), which then
-    does the checks, augmentation and evaluation exactly as for folders.
+    :class:`MaskFolderDataModule`, :class:`CocoKeypointDataModule` or
+    :class:`DenseFolderDataModule` (see :mod:`sapiens_kit.data.export.hf`), which then does the
+    checks, augmentation and evaluation exactly as for folders.
 
-    Columns: ``image`` (an ``Image`` feature or arrays) and, per task, ``mask`` (class-id image),
-    ``depth`` (``(H, W)`` array or 16-bit/float image), ``normal`` (``(H, W, 3)`` array in kit
-    axes, or an RGB image encoding ``(n + 1) / 2``) with an optional ``foreground`` column, or for
-    pose ``keypoints`` (per person ``K x 3`` values ``x, y, visibility``) and an optional
-    ``bbox`` column (per person ``[x, y, w, h]``; default: the keypoints' extent + 10%).
+    Columns: ``image`` (an ``Image`` feature or arrays) and the label column of the task's
+    *role*: ``mask`` for seg (class-id image), ``keypoints`` for pose (per person ``K x 3``
+    values ``x, y, visibility``) with an optional ``bbox`` column (per person ``[x, y, w, h]``;
+    default: the keypoints' extent + 10%), or the dense target's key (``depth``: ``(H, W)`` array
+    or 16-bit/float image; ``normal``: ``(H, W, 3)`` array in kit axes, or an RGB image encoding
+    ``(n + 1) / 2``) with an optional ``foreground`` column. A role's column is named by
+    ``<role>_column=`` (``mask_column``, ``keypoints_column``, ``depth_column``,
+    ``normal_column``, ...) and defaults to the role itself.
 
     Args:
         path: Hub dataset name, a ``save_to_disk`` folder, or a local folder ``load_dataset``
             reads (e.g. an imagefolder with ``metadata.jsonl`` naming ``mask_file_name``).
-        task: ``seg``, ``depth``, ``normal`` or ``pose``.
+        task: ``seg``, ``pose``, a dense target key (``depth``, ``normal``), a
+            :class:`~sapiens_kit.data.targets.DenseTarget`, or an export
+            :class:`~sapiens_kit.data.export.hf.Layout`.
         name: Dataset configuration name.
         image_column: Column of the photos.
-        mask_column: Seg class-id masks.
-        depth_column: Depth maps.
-        normal_column: Normal maps.
-        foreground_column: Optional depth/normal foreground masks (> 0 = person).
-        keypoints_column: Pose keypoints.
+        foreground_column: Optional dense-target foreground masks (> 0 = person).
         bbox_column: Optional pose boxes.
         train_split: Split to train on.
         val_split: Split to validate on (default: the first of validation/val/valid/test).
@@ -56,6 +95,7 @@ class HFDatasetDataModule(BaseDataModule):
         num_workers: DataLoader worker processes.
         augment: The official training augmentations.
         on_error: Unreadable exported file: ``raise`` or ``skip`` (reported each epoch).
+        **role_columns: ``<role>_column=<column>`` for the label column (see above).
     """
 
     def __init__(
@@ -64,11 +104,7 @@ class HFDatasetDataModule(BaseDataModule):
         task: HFTask = "seg",
         name: str | None = None,
         image_column: str = "image",
-        mask_column: str = "mask",
-        depth_column: str = "depth",
-        normal_column: str = "normal",
         foreground_column: str | None = None,
-        keypoints_column: str = "keypoints",
         bbox_column: str | None = None,
         train_split: str = "train",
         val_split: str | None = None,
@@ -85,19 +121,22 @@ class HFDatasetDataModule(BaseDataModule):
         num_workers: int = 0,
         augment: bool = True,
         on_error: str = "raise",
+        **role_columns: str,
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, on_error)
-        if task not in ("seg", "depth", "normal", "pose"):
-            raise ValueError(f"task must be seg, depth, normal or pose, got {task!r}")
-        self.path, self.task, self.name = path, task, name
-        target = {"seg": mask_column, "depth": depth_column, "normal": normal_column,
-                  "pose": keypoints_column}[task]
-        role = {"seg": "mask", "pose": "keypoints"}.get(task, task)
-        self.columns = {"image": image_column, role: target}
-        if task in ("depth", "normal") and foreground_column:
-            self.columns["foreground"] = foreground_column
-        if task == "pose" and bbox_column:
-            self.columns["bbox"] = bbox_column
+        self.layout: Layout = get_layout(task)
+        # Any known role's column may be given (configs name several); anything else is a typo.
+        roles = {self.layout.role, *list_targets(), *(get_layout(k).role for k in LAYOUTS)}
+        wrong = sorted(set(role_columns) - {f"{r}_column" for r in roles})
+        if wrong:
+            raise TypeError(f"HFDatasetDataModule got unexpected arguments {wrong}")
+        self.path, self.name = path, name
+        self.task = self.layout.name
+        role = self.layout.role
+        self.columns = {"image": image_column, role: role_columns.get(f"{role}_column", role)}
+        optional = {"foreground": foreground_column, "bbox": bbox_column}
+        self.columns.update({r: c for r in self.layout.optional_roles
+                             if (c := optional.get(r) or role_columns.get(f"{r}_column"))})
         self.train_split, self.val_split = train_split, val_split
         self.val_fraction, self.seed = val_fraction, seed
         self.classes, self.keypoints = classes, keypoints
@@ -107,6 +146,13 @@ class HFDatasetDataModule(BaseDataModule):
         self.augment = augment
         self.root: Path | None = None
         self._folder: Any = None
+
+    @property
+    def root_dir(self) -> Path:
+        """The export folder (after :meth:`folder`)."""
+        if self.root is None:
+            raise RuntimeError("the dataset is not exported yet: call prepare_data() first")
+        return self.root
 
     def _splits(self) -> dict[str, Any]:
         splits = load_splits(self.path, self.name, **self.load_kwargs)
@@ -126,33 +172,19 @@ class HFDatasetDataModule(BaseDataModule):
         """The folder data module reading the export (exporting on first use)."""
         if self._folder is not None:
             return self._folder
-        from sapiens_kit.data.datamodules import (
-            CocoKeypointDataModule,
-            DenseFolderDataModule,
-            MaskFolderDataModule,
-        )
-        from sapiens_kit.data.keypoints import load_keypoint_set
+        if isinstance(self.layout, CocoLayout):
+            from sapiens_kit.data.keypoints import load_keypoint_set
 
-        kset = load_keypoint_set(self.keypoints) if self.task == "pose" else None
-        self.root = export_dataset(self._splits(), self.cache_dir, self.task, self.columns,
-                                   self.classes, kset)
+            self.layout.keypoints = load_keypoint_set(self.keypoints)
+        self.root = export_dataset(self._splits(), self.cache_dir, self.layout, self.columns,
+                                   self.classes, getattr(self.layout, "keypoints", None))
         common = dict(img_size=self.img_size, batch_size=self.batch_size,
                       val_batch_size=self.val_batch_size, num_workers=self.num_workers,
                       augment=self.augment, on_error=self.on_error, **self.folder_kwargs)
         # Without a val split the folder modules validate on the training images (and say so).
         val = "val" if (self.root / "val").is_dir() else "train"
         data_root = self.root if val == "val" else self.root / "train"
-        match self.task:
-            case "seg":
-                classes = (self.classes if isinstance(self.classes, str)
-                           else str(self.root / "classes.json"))
-                self._folder = MaskFolderDataModule(str(data_root), classes, **common)
-            case "pose":
-                self._folder = CocoKeypointDataModule(
-                    str(self.root), "train/annotations.json", f"{val}/annotations.json",
-                    "train/images", f"{val}/images", keypoints=self.keypoints, **common)
-            case _:
-                self._folder = DenseFolderDataModule(str(data_root), self.task, **common)
+        self._folder = FOLDER_READERS[self.layout.reader](self, data_root, val, common)
         return self._folder
 
     def task_kwargs(self) -> dict[str, Any]:

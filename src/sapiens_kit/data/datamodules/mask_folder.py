@@ -9,7 +9,7 @@ from typing import Any
 from sapiens_kit.data.classes import ClassSet, load_classes
 from sapiens_kit.data.datamodules.base import BaseDataModule
 from sapiens_kit.data.datasets.mask_folder import MaskFolder
-from sapiens_kit.data.io import DataFileError
+from sapiens_kit.data.io import DataFileError, select_split
 from sapiens_kit.data.transforms.seg import SegEvalTransform, SegTrainTransform
 
 log = logging.getLogger(__name__)
@@ -69,24 +69,14 @@ class MaskFolderDataModule(BaseDataModule):
             "ignore_index": c.ignore_index,
         }
 
-    def _split(self, name: str, listing: str | None) -> tuple[Path, list[str] | None]:
-        if listing:
-            path = self.root / listing
-            if not path.is_file():
-                raise DataFileError(f"{path}: split list does not exist")
-            return self.root, [s.strip() for s in path.read_text().splitlines() if s.strip()]
-        if (self.root / name).is_dir():
-            return self.root / name, None
-        return self.root, None
-
     def setup(self, stage: str | None = None) -> None:
         """Build (and validate) the datasets; errors name the offending file."""
         if self.train_dataset is not None:
             self._after_setup()
             return
         c = self.classes
-        train_root, train_stems = self._split("train", self.train_list)
-        val_root, val_stems = self._split("val", self.val_list)
+        train_root, train_stems = select_split(self.root, "train", self.train_list)
+        val_root, val_stems = select_split(self.root, "val", self.val_list)
         if (train_root, train_stems) == (val_root, val_stems):
             log.warning("%s has no val split: validating on the training images", self.root)
         train_tf = (

@@ -12,7 +12,6 @@ in the Wild", ECCV 2020; Khirodkar et al., "Sapiens", ECCV 2024.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sapiens_kit.codecs.udp_heatmap import UDPHeatmap
-from sapiens_kit.data.io import DataFileError, malformed, read_rgb
+from sapiens_kit.data.io import DataFileError, load_json, malformed, read_rgb
 from sapiens_kit.data.keypoints import (
     KeypointSet,
     convert_keypoints,
@@ -33,16 +32,6 @@ from sapiens_kit.data.keypoints import (
 from sapiens_kit.data.transforms.pose import TopdownEvalTransform
 
 log = logging.getLogger(__name__)
-
-
-def load_json(path: Path, what: str) -> Any:
-    """Read a JSON file; a missing or malformed file raises :class:`DataFileError` naming it."""
-    if not path.is_file():
-        raise DataFileError(f"{path}: {what} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataFileError(f"{path}: {what} is not valid JSON ({err})") from err
 
 
 def read_annotation_keypoints(ann: dict[str, Any], kset: KeypointSet, source: str) -> np.ndarray:
@@ -299,83 +288,5 @@ class CocoKeypoints(Dataset[dict[str, Any]]):
         return sample
 
 
-class PersonCrops(Dataset[dict[str, Any]]):
-    """Top-down crops for prediction on image files, from given boxes or the whole image.
-
-    ``bboxes`` may be a COCO detection results list (``image_id`` matched to numeric file stems
-    such as COCO's ``000000000785.jpg``), a COCO annotation JSON (boxes of its ``annotations``,
-    matched by ``file_name``), or a ``{file name or stem: [[x, y, w, h(, score)], ...]}`` map.
-    Without boxes, or for an image no box refers to, the whole image is one box and the sample's
-    ``meta["boxes"]`` says ``"whole_image"``.
-
-    Args:
-        images: Image files.
-        img_size: Model input ``(H, W)``.
-        bboxes: Box file (see above), or ``None``.
-        bbox_score_thr: Boxes below this score are dropped.
-    """
-
-    def __init__(self, images: Sequence[str | Path], img_size: Sequence[int],
-                 bboxes: str | Path | None = None, bbox_score_thr: float = 0.0) -> None:
-        from sapiens_kit.data.io import image_size
-
-        self.transform = TopdownEvalTransform(img_size)
-        boxes = self._read_boxes(Path(bboxes), bbox_score_thr) if bboxes else {}
-        self.items: list[tuple[Path, list[float], float, str]] = []
-        for path in map(Path, images):
-            found = boxes.get(path.name, boxes.get(path.stem))
-            if found is None and path.stem.isdigit():
-                found = boxes.get(int(path.stem))
-            if found:
-                self.items += [(path, box[:4], box[4], "detections") for box in found]
-                continue
-            height, width = image_size(path)
-            self.items.append((path, [0.0, 0.0, float(width), float(height)], 1.0,
-                               "whole_image"))
-
-    @staticmethod
-    def _read_boxes(path: Path, thr: float) -> dict[Any, list[list[float]]]:
-        data = load_json(path, "box file")
-        out: dict[Any, list[list[float]]] = {}
-
-        def add(key: Any, box: Sequence[float], score: float) -> None:
-            if len(box) < 4:
-                raise DataFileError(f"{path}: box {box} must be [x, y, w, h]")
-            if score >= thr and box[2] > 0 and box[3] > 0:
-                out.setdefault(key, []).append([float(v) for v in box[:4]] + [float(score)])
-
-        if isinstance(data, list):
-            for i, det in enumerate(data):
-                if "image_id" not in det or "bbox" not in det:
-                    raise DataFileError(f"{path}: detection #{i} needs 'image_id' and 'bbox'")
-                if int(det.get("category_id", 1)) == 1:
-                    add(int(det["image_id"]), det["bbox"], float(det.get("score", 1.0)))
-        elif isinstance(data, dict) and "annotations" in data and "images" in data:
-            names = {img["id"]: img["file_name"] for img in data["images"]}
-            for ann in data["annotations"]:
-                if not ann.get("iscrowd") and ann.get("image_id") in names:
-                    add(Path(names[ann["image_id"]]).name, ann["bbox"], 1.0)
-        elif isinstance(data, dict):
-            for key, boxes in data.items():
-                for box in boxes:
-                    add(key, box, box[4] if len(box) > 4 else 1.0)
-        else:
-            raise DataFileError(f"{path}: not a detection list, COCO JSON or name->boxes map")
-        return out
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        path, bbox, score, source = self.items[index]
-        image = read_rgb(path)
-        crop = self.transform(image, bbox)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(crop.image.transpose(2, 0, 1))),
-            "meta": {
-                "path": str(path), "image_id": int(path.stem) if path.stem.isdigit() else -1,
-                "ann_id": -1, "bbox": list(bbox), "bbox_score": score,
-                "center": crop.center.tolist(), "scale": crop.scale.tolist(),
-                "orig_size": tuple(image.shape[:2]), "boxes": source,
-            },
-        }
+# Moved to predict_inputs.py with the other prediction inputs; kept importable from here.
+from sapiens_kit.data.datasets.predict_inputs import PersonCrops  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Exporters: other dataset formats written out in the kit's folder layouts."""
