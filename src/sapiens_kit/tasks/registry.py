@@ -39,7 +39,8 @@ def task_classes() -> dict[str, type[BaseTask]]:
     """Every registered task: ``{key: class}``, the kit's own tasks first.
 
     When two classes declare the same key, the first found (the kit's, or the earlier import)
-    keeps it and a warning names the other.
+    keeps it and a warning names the other; a class defined again under the same path (a
+    re-executed module) replaces its earlier definition.
     """
     import sapiens_kit.tasks  # noqa: F401  (the built-in tasks register on import)
     from sapiens_kit.tasks.base import BaseTask
@@ -52,9 +53,9 @@ def task_classes() -> dict[str, type[BaseTask]]:
         if not key:
             continue
         other = tasks.get(key)
-        if other is None:
+        if other is None or class_path(other) == class_path(cls):  # a re-definition replaces
             tasks[key] = cls
-        elif class_path(other) != class_path(cls):
+        else:
             log.warning("task key '%s' is declared by %s and %s: using the first", key,
                         class_path(other), class_path(cls))
     return tasks
@@ -97,9 +98,9 @@ def load_class(path: str) -> type[BaseTask]:
     """
     from sapiens_kit.tasks.base import BaseTask
 
-    for cls in _all_subclasses(BaseTask):
-        if class_path(cls) == path:
-            return cls
+    known = [cls for cls in _all_subclasses(BaseTask) if class_path(cls) == path]
+    if known:
+        return known[-1]  # the latest definition, when a module was re-executed
     module, _, name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
