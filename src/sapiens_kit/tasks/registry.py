@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def _all_subclasses(root: type) -> list[type]:
-    found, stack = [], list(root.__subclasses__())
+    found: list[type] = []
+    stack: list[type] = list(root.__subclasses__())
     while stack:
         cls = stack.pop(0)
         found.append(cls)

@@ -142,7 +142,7 @@ class SegmentationTask(BaseTask):
     def palette(self) -> list[list[int]]:
         """RGB colour per class: the data's palette, else the default one."""
         given = self.hparams.get("palette")
-        return [list(c) for c in (given or default_palette(int(self.hparams.num_classes)))]
+        return [list(c) for c in (given or default_palette(int(self.hparams["num_classes"])))]
 
     def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
              **options: Any) -> np.ndarray:
