@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sapiens_kit.errors import UserError
 from sapiens_kit.tasks.registry import class_path, get_task_class, load_class, task_key
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _task_class(config: Mapping[str, Any]) -> Any:
     """The task class a ``config.json`` describes (its stored class, else its key)."""
     try:
         return load_class(str(config["task_class"]))
-    except Exception:
+    except UserError:  # a class that moved or is not installed here: its key still says it
         return get_task_class(str(config["task"]))
 
 
