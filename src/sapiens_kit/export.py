@@ -19,7 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torch import nn
 
-from sapiens_kit.utils.cli import UserError, load_task, report_errors, requested_task
+from sapiens_kit.errors import UserError
+from sapiens_kit.tasks.registry import load_task
+from sapiens_kit.utils.cli import report_errors, requested_task
 from sapiens_kit.utils.config import CONFIG_DIR
 
 log = logging.getLogger("sapiens_kit")
@@ -61,20 +63,10 @@ def _export(model: ExportModel, task: Any, fmt: str, path: Path, x: torch.Tensor
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             return torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
         case "safetensors":
-            from safetensors.torch import save_file
+            from sapiens_kit.hub.format import load_task_file, save_task_file
 
-            cls = type(task)
-            meta = {"task_class": f"{cls.__module__}.{cls.__qualname__}",
-                    "hparams": json.dumps(dict(task.hparams), default=str)}
-            plain = task.plain_state_dict() if hasattr(task, "plain_state_dict") else (
-                task.state_dict())
-            state = {k: v.contiguous() for k, v in plain.items()}
-            save_file(state, str(path), metadata=meta)
-            hparams = {**task.hparams, "weights": str(path)}
-            if "lora" in hparams:
-                hparams["lora"] = None
-            fresh = cls(**hparams)
-            fresh.eval()
+            save_task_file(task, path)
+            fresh = load_task_file(path).eval()
             return ExportModel(fresh)(x)
     raise UserError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
 

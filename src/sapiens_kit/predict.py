@@ -33,20 +33,12 @@ from torch.utils.data import DataLoader
 from sapiens_kit.data.collate import collate
 from sapiens_kit.data.io import IMAGE_SUFFIXES, read_rgb
 from sapiens_kit.data.video import VIDEO_SUFFIXES, VideoFrames, VideoSink, probe_video
-from sapiens_kit.utils.cli import (
-    TASK_CLASSES,
-    UserError,
-    load_task,
-    report_errors,
-    requested_task,
-)
+from sapiens_kit.errors import UserError
+from sapiens_kit.tasks.registry import get_task_class, load_task, task_keys
+from sapiens_kit.utils.cli import report_errors, requested_task
 from sapiens_kit.utils.config import CONFIG_DIR
-from sapiens_kit.visualize import draw_prediction
 
 log = logging.getLogger("sapiens_kit")
-
-#: Keypoint set of official pose weights by their number of keypoints.
-POSE_SETS = {17: "coco17", 133: "coco_wholebody133", 308: "goliath308"}
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -161,11 +153,11 @@ def task_from_weights(cfg: DictConfig) -> Any:
 
     A sapiens_kit model file (``push_to_hub`` / ``export format=safetensors``, also as
     ``hf-hub:org/name``) rebuilds itself. Official weights need ``task=``; registered ones
-    (``sapiens_1b.seg_goliath``) also set the backbone, input size, patch padding and keypoint
-    set. Other
+    (``sapiens_1b.seg_goliath``) also set the backbone, input size and patch padding. Other
     files take the model settings from the config (``backbone=``, ``img_size=``, default
-    1024x768), the classes from ``data.classes=`` (default: the 28 Goliath classes) and the
-    keypoint set from ``data.keypoints=``.
+    1024x768). What a data module would tell the task (classes, keypoint set) comes from the
+    task's ``arguments_for_weights`` hook, given the registered metadata and the ``data.*``
+    options on the command line.
     """
     from hydra.utils import instantiate
 
@@ -181,42 +173,21 @@ def task_from_weights(cfg: DictConfig) -> Any:
             return from_pretrained(weights, task)
     if task is None:
         raise UserError(f"weights={weights} is not a sapiens_kit model file: say which task it "
-                        f"was trained for with task=<{'|'.join(TASK_CLASSES)}>")
+                        f"was trained for with task=<{'|'.join(task_keys())}>")
     model: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
     model.update(weights=weights, allow_random_init=False)
-    if registered:
-        pre = get_pretrained_cfg(weights)
+    pre = get_pretrained_cfg(weights) if registered else None
+    if pre is not None:
         if pre.task != task:
             raise UserError(f"weights={weights} are {pre.task} weights, not task={task}"
                             + (" (pretrain weights have no task head: fine-tune first)"
                                if pre.task == "pretrain" else ""))
         model.update(backbone=pre.arch, patch_padding=pre.patch_padding)
-        if not _explicit("img_size"):
-            model["img_size"] = list(pre.input_size[1:])
-    elif not _explicit("img_size"):
-        model["img_size"] = [1024, 768]
-    # What a data module would tell the task: classes (data.classes=, else the official
-    # 28-class Goliath vocabulary) or the keypoint set (data.keypoints=).
-    if task == "seg":
-        given = cfg.data.get("classes") if _explicit("data.classes") else None
-        count = get_pretrained_cfg(weights).num_classes if registered else None
-        model.update(_seg_vocabulary(given, count or 28))
-    if task == "pose" and _explicit("data.keypoints") and cfg.data.get("keypoints"):
-        model["keypoints"] = cfg.data.keypoints
-    elif task == "pose" and registered:
-        count = get_pretrained_cfg(weights).num_keypoints
-        model["keypoints"] = POSE_SETS.get(count or 0, model.get("keypoints", "coco_wholebody133"))
+    if model.get("img_size") is None:  # img_size=null (the default): from the weights
+        model["img_size"] = list(pre.input_size[1:]) if pre is not None else [1024, 768]
+    given = {k: v for k, v in (cfg.get("data") or {}).items() if _explicit(f"data.{k}")}
+    model.update(get_task_class(task).arguments_for_weights(pre, given))
     return instantiate(model).eval()
-
-
-def _seg_vocabulary(classes: Any, num_classes: int) -> dict[str, Any]:
-    from sapiens_kit.data.classes import load_classes
-
-    vocab = load_classes(classes or "sapiens28")
-    if classes is None and vocab.num_classes != num_classes:
-        return {"num_classes": num_classes}
-    return {"num_classes": vocab.num_classes, "class_names": list(vocab.names),
-            "palette": [list(p) for p in vocab.palette]}
 
 
 def build_task(cfg: DictConfig) -> Any:
@@ -251,18 +222,8 @@ class VideoWriterCallback(BasePredictionWriter):
         for item in prediction:
             frames.setdefault(item["meta"]["path"], []).append(item)
         for path, items in frames.items():
-            pred = items if "keypoints" in items[0] else items[0]
-            self.sink.write(draw_prediction(read_rgb(path), pred, self.task))
+            self.sink.write(self.task.draw(read_rgb(path), items))
             Path(path).unlink(missing_ok=True)
-        frame_of = {p: items[0]["meta"] for p, items in frames.items()}
-        for file in written:  # JSON records name the scratch frame: point them at the video
-            if file.suffix == ".json":
-                record = json.loads(file.read_text())
-                image = record.get("image") if isinstance(record, dict) else None
-                meta = frame_of.get(image) if isinstance(image, str) else None
-                if meta is not None:
-                    record.update(image=meta["video"], frame=meta["frame"])
-                    file.write_text(json.dumps(record))
 
 
 def predict_video(task: Any, video: Path, out_dir: Path, cfg: DictConfig) -> dict[str, Any]:

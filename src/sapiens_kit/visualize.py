@@ -8,7 +8,8 @@ Everything takes and returns ``(H, W, 3)`` uint8 **RGB** NumPy arrays (convert w
 - pose: :func:`draw_pose` (one instance), :func:`draw_instances` (boxes + skeletons);
 - depth: :func:`colorize_depth` (turbo colour map, near = warm);
 - normals: :func:`colorize_normals` (``(n + 1) / 2`` as RGB);
-- any task: :func:`draw_prediction` turns one image's ``predict_step`` output into a picture.
+- any task: :func:`draw_prediction` asks the task (its ``draw`` hook) for a picture of one
+  image's ``predict_step`` output.
 """
 
 from __future__ import annotations
@@ -135,30 +136,22 @@ def hstack(images: Sequence[np.ndarray], height: int | None = None) -> np.ndarra
     return np.concatenate(resized, axis=1)
 
 
-def _as_numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-
-
 def task_palette(task: Any) -> Sequence[Sequence[int]]:
-    """A segmentation task's class colours (its ``palette`` or the default one)."""
-    from sapiens_kit.data.classes import default_palette
-
-    hp = task.hparams
-    return hp.get("palette") or default_palette(int(hp.get("num_classes", 28)))
+    """A segmentation task's class colours (kept for old callers: use ``task.palette``)."""
+    return task.palette  # type: ignore[no-any-return]
 
 
 def draw_prediction(
     image: np.ndarray, prediction: Mapping[str, Any] | Sequence[Mapping[str, Any]], task: Any,
     side_by_side: bool = True, keypoint_threshold: float = 0.3,
 ) -> np.ndarray:
-    """One picture of one image's prediction, whatever the task.
+    """One picture of one image's prediction, whatever the task (its ``draw`` hook).
 
     Args:
         image: The RGB photo the prediction was made on (original size).
-        prediction: The task's ``predict_step`` output for this image: seg ``label``, depth
-            ``depth``, normal ``normal`` (each with ``foreground``), or for pose the list of the
-            image's person instances (``keypoints``, ``scores``, ``meta``).
-        task: The task that made it (its palette or keypoint set are used).
+        prediction: The task's ``predict_step`` output for this image: one item, or the list
+            of the image's items (pose: one per person).
+        task: The task that made it.
         side_by_side: Depth and normals: the photo and the colour map side by side (else the
             colour map alone).
         keypoint_threshold: Pose: keypoints scoring below this are not drawn.
@@ -166,20 +159,9 @@ def draw_prediction(
     Returns:
         An RGB uint8 picture: a mask overlay, skeletons, or the colour map.
     """
-    if not isinstance(prediction, Mapping):
-        return draw_instances(image, prediction, task.kset, keypoint_threshold)
-    if "keypoints" in prediction:
-        return draw_instances(image, [prediction], task.kset, keypoint_threshold)
-    if "label" in prediction:
-        return overlay_mask(image, _as_numpy(prediction["label"]), task_palette(task))
-    fg = None if prediction.get("foreground") is None else _as_numpy(prediction["foreground"])
-    if "depth" in prediction:
-        colour = colorize_depth(_as_numpy(prediction["depth"]).astype(np.float32), fg)
-    elif "normal" in prediction:
-        colour = colorize_normals(_as_numpy(prediction["normal"]).astype(np.float32), fg)
-    else:
-        raise ValueError(f"no drawing for a prediction with keys {sorted(prediction)}")
-    return hstack([image, colour]) if side_by_side else colour
+    items = [prediction] if isinstance(prediction, Mapping) else list(prediction)
+    return task.draw(image, items, side_by_side=side_by_side,  # type: ignore[no-any-return]
+                     keypoint_threshold=keypoint_threshold)
 
 
 __all__ = [

@@ -11,140 +11,27 @@ Every ``every_n_validations``-th validation run, the batches whose index is a mu
 
 Keys are ``val/<kind>`` (``val/segmentation``, ``val/keypoints``, ``val/depth``, ``val/normals``);
 the first training batch (augmented inputs with their labels) is logged once as
-``train/<kind>``. All drawing comes from :mod:`sapiens_kit.visualize`.
+``train/<kind>``. Each task draws its own pictures (its ``media_pictures`` hook, with the
+primitives of :mod:`sapiens_kit.visualize`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from sapiens_kit.visualize import (
-    colorize_depth,
-    colorize_normals,
-    draw_pose,
-    hstack,
-    overlay_mask,
-    task_palette,
-)
+from sapiens_kit.media import Picture
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Picture:
-    """One logged picture: RGB pixels, a caption and (segmentation) W&B mask layers."""
-
-    image: np.ndarray
-    caption: str
-    masks: dict[str, dict[str, Any]] | None = None
-    #: The same picture with the masks drawn in, for loggers without mask layers.
-    flat: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _hwc(image: torch.Tensor) -> np.ndarray:
-    return image.detach().permute(1, 2, 0).to("cpu", torch.uint8).numpy()
-
-
-def _fit(x: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
-    """Resize ``(C, H, W)`` (or ``(H, W)``) to ``size`` for display."""
-    squeeze = x.ndim == 2
-    x = x[None, None] if squeeze else x[None]
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x.float(), size=size, mode=mode)
-    return x[0, 0] if squeeze else x[0]
-
-
-def _items(batch: dict[str, Any], key: str, n: int) -> list[torch.Tensor]:
-    value = batch[key]
-    return [value[i] for i in range(n)]
-
-
-def _caption(batch: dict[str, Any], i: int) -> str:
-    meta = batch.get("meta") or [{}] * (i + 1)
-    return Path(str(meta[i].get("path", f"#{i}"))).name
-
-
-def _seg(task: Any, batch: dict[str, Any], n: int, predict: bool) -> list[Picture]:
-    images = batch["image"][:n]
-    size = tuple(images.shape[-2:])
-    labels = None
-    if predict:
-        logits = F.interpolate(task(images).float(), size=size, mode="bilinear",
-                               align_corners=False)
-        labels = logits.argmax(1).cpu()
-    names = dict(enumerate(task.class_names))
-    ignore = int(task.hparams.get("ignore_index", 255))
-    palette = task_palette(task)
-    out = []
-    for i, gt in enumerate(_items(batch, "mask", n)):
-        image = _hwc(images[i])
-        truth = _fit(gt.cpu(), size).to(torch.uint8).numpy()
-        layers = {"ground_truth": {"mask_data": truth, "class_labels": {**names, ignore: "ignore"}}}
-        flat = [overlay_mask(image, np.where(truth == ignore, 0, truth), palette)]
-        if labels is not None:
-            pred = labels[i].to(torch.uint8).numpy()
-            layers = {"prediction": {"mask_data": pred, "class_labels": names}, **layers}
-            flat.insert(0, overlay_mask(image, pred, palette))
-        out.append(Picture(image, _caption(batch, i), layers, hstack(flat)))
-    return out
-
-
-def _pose(task: Any, batch: dict[str, Any], n: int, predict: bool) -> list[Picture]:
-    images = batch["image"][:n]
-    panels: list[list[np.ndarray]] = [[] for _ in range(len(images))]
-    if predict:
-        heatmaps = task.predict_heatmaps(images)
-        codec = task.codec(tuple(heatmaps.shape[-2:]))
-        points, scores = codec.decode(heatmaps)
-        points = codec.heatmap_to_input(points).cpu().numpy()
-        scores = scores.cpu().numpy()
-        for i in range(len(images)):
-            panels[i].append(draw_pose(_hwc(images[i]).copy(), points[i], scores[i], task.kset,
-                                       task.hparams.get("keypoint_score_thr", 0.3)))
-    for i in range(len(images)):
-        gt = batch["keypoints"][i].detach().cpu().numpy()
-        visible = (batch["keypoint_weights"][i].detach().cpu().numpy().reshape(-1) > 0)
-        panels[i].append(draw_pose(_hwc(images[i]).copy(), gt[:, :2], visible.astype(float),
-                                   task.kset, threshold=0.5))
-    return [Picture(hstack(p), _caption(batch, i) + (" (prediction | labels)" if predict else ""))
-            for i, p in enumerate(panels)]
-
-
-def _dense(task: Any, batch: dict[str, Any], n: int, predict: bool, kind: str) -> list[Picture]:
-    images = batch["image"][:n]
-    size = tuple(images.shape[-2:])
-    preds = task(images).float() if predict else None
-    out = []
-    for i, target in enumerate(_items(batch, kind, n)):
-        valid = _fit(batch["valid_mask"][i].cpu().float(), size).numpy() > 0.5
-        truth = _fit(target.cpu().float(), size)
-        row = [_hwc(images[i])]
-        if kind == "depth":
-            panels = [] if preds is None else [_fit(preds[i].cpu(), size, "bilinear")[0]]
-            panels.append(truth.reshape(size))
-            row += [colorize_depth(p.numpy(), valid) for p in panels]
-        else:
-            panels = [] if preds is None else [F.normalize(
-                _fit(preds[i].cpu(), size, "bilinear"), dim=0)]
-            panels.append(truth)
-            row += [colorize_normals(p.permute(1, 2, 0).numpy(), valid) for p in panels]
-        label = " (image | prediction | labels)" if predict else " (image | labels)"
-        out.append(Picture(hstack(row), _caption(batch, i) + label))
-    return out
-
-
 def batch_pictures(task: Any, batch: dict[str, Any], n: int,
                    predict: bool = True) -> tuple[str, list[Picture]]:
-    """Draw up to ``n`` samples of a batch (with the task's predictions when ``predict``).
+    """Draw up to ``n`` samples of a batch (with the task's predictions when ``predict``): the
+    task's ``media_pictures`` hook, without gradients.
 
     Returns:
         ``(kind, pictures)``; ``kind`` names the logged key (``segmentation``, ``keypoints``,
@@ -152,15 +39,7 @@ def batch_pictures(task: Any, batch: dict[str, Any], n: int,
     """
     n = min(n, len(batch["image"]))
     with torch.no_grad():
-        if "mask" in batch:
-            return "segmentation", _seg(task, batch, n, predict)
-        if "keypoints" in batch:
-            return "keypoints", _pose(task, batch, n, predict)
-        if "depth" in batch:
-            return "depth", _dense(task, batch, n, predict, "depth")
-        if "normal" in batch:
-            return "normals", _dense(task, batch, n, predict, "normal")
-    raise ValueError(f"no pictures for a batch with keys {sorted(batch)}")
+        return task.media_pictures(batch, n, predict)  # type: ignore[no-any-return]
 
 
 class WandbMediaCallback(L.Callback):

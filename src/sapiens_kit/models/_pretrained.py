@@ -50,6 +50,8 @@ class PretrainedCfg:
     task: str = "pretrain"
     num_classes: int | None = None
     num_keypoints: int | None = None
+    #: Pose weights: the keypoint set their head predicts (``coco17``, ``goliath308``, ...).
+    keypoint_set: str | None = None
     license: str = SAPIENS_V1_LICENSE
     paper: str = "arXiv:2408.12569"
     origin_url: str = "https://github.com/facebookresearch/sapiens"

@@ -259,20 +259,20 @@ def _v1_cfgs() -> dict[str, PretrainedCfg]:
                 arch, "pose_goliath",
                 f"{root.format(task='pose')}/sapiens_{size}_goliath_best_goliath_AP_"
                 f"{goliath_ap[size]}.pth",
-                num_keypoints=308, **pose_kw,
+                num_keypoints=308, keypoint_set="goliath308", **pose_kw,
             )
         # COCO-17 / COCO-WholeBody pose weights live outside facebook/ (noahcao/sapiens-pose-coco),
         # assumed to follow the monorepo's sapiens_host/ layout.
         coco_root = root.format(task="pose")
         cfgs[f"{arch}.pose_coco"] = replace(_hub_cfg(
             arch, "pose_coco", f"{coco_root}/sapiens_{size}_coco_best_coco_AP_{coco_ap[size]}.pth",
-            num_keypoints=17, **pose_kw,
+            num_keypoints=17, keypoint_set="coco17", **pose_kw,
         ), hf_hub_id="noahcao/sapiens-pose-coco")
         cfgs[f"{arch}.pose_coco_wholebody"] = replace(_hub_cfg(
             arch, "pose_coco_wholebody",
             f"{coco_root}/sapiens_{size}_coco_wholebody_best_coco_wholebody_AP_"
             f"{wholebody_ap[size]}.pth",
-            num_keypoints=133, **pose_kw,
+            num_keypoints=133, keypoint_set="coco_wholebody133", **pose_kw,
         ), hf_hub_id="noahcao/sapiens-pose-coco")
         cfgs[f"{arch}.depth_render_people"] = _hub_cfg(
             arch, "depth_render_people",

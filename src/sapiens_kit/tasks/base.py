@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,6 +21,7 @@ from sapiens_kit.finetune.state import rng_state, set_rng_state
 from sapiens_kit.models import create_backbone, get_pretrained_cfg
 from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
 from sapiens_kit.models._registry import is_registered_weights
+from sapiens_kit.tasks.hooks import TaskHooks
 from sapiens_kit.tasks.optim import (
     build_optimizer,
     build_scheduler,
@@ -33,8 +33,12 @@ from sapiens_kit.tasks.optim import (
 log = logging.getLogger(__name__)
 
 
-class BaseTask(L.LightningModule):
+class BaseTask(TaskHooks, L.LightningModule):
     """Shared backbone construction, weight loading, normalisation and optimisation.
+
+    The task-specific hooks the apps call (``key``, ``draw``, ``media_pictures``, the Hub card
+    facts, ``predict_dataset``, ``save_predictions``, ``test_step``) are documented in
+    :class:`~sapiens_kit.tasks.hooks.TaskHooks`.
 
     Args:
         backbone: Registered backbone name (``sapiens_0_3b``, ``sapiens_test``, ...).
@@ -299,22 +303,6 @@ class BaseTask(L.LightningModule):
         """
         for name, value in metrics.items():
             self.log(name, value, prog_bar=name in prog_bar, sync_dist=True, reduce_fx="max")
-
-    def predict_dataset(self, images: list[Path], **options: Any) -> Any:
-        """A dataset of prediction inputs for image files (used by ``sapiens_kit.predict``).
-
-        Each sample is ``{"image": uint8 (3, H, W) at the model size, "meta": {"path",
-        "orig_size"}}``; tasks with other needs (pose boxes) override this.
-        """
-        from sapiens_kit.data.datasets.image_folder import ImageListDataset
-
-        return ImageListDataset(images, self.img_size)
-
-    def save_predictions(
-        self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
-    ) -> list[Path]:
-        """Write ``predict_step`` outputs (machine-readable files and overlays) to ``out_dir``."""
-        raise NotImplementedError
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the task class (tools refuse a wrong one) and the RNG states (exact resume)."""

@@ -4,6 +4,7 @@ label's own size, foreground-aware prediction, and ``.npy`` + colour ``.png`` ou
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sapiens_kit.media import Picture, caption, resize_for_display, to_rgb
 from sapiens_kit.tasks.base import BaseTask
+from sapiens_kit.visualize import hstack
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +41,25 @@ def foregrounds(batch: dict[str, Any], n: int) -> list[torch.Tensor | None]:
     return list(per_image(batch, "valid_mask"))
 
 
+def dense_demo_data(target: str, root: Path) -> dict[str, Any]:
+    """The generated demo set of a dense ``target`` (a few small synthetic figures)."""
+    return {"_target_": "sapiens_kit.data.DenseFolderDataModule", "root": None,
+            "target": target, "img_size": "${img_size}", "batch_size": 2, "num_workers": 0,
+            "demo_size": [2, 2], "demo_image_size": [40, 30], "cache_dir": str(root)}
+
+
 class DenseTask(BaseTask):
     """Base of :class:`DepthTask` and :class:`NormalTask`.
 
     Subclasses name their target (``target_key``), build the head, define :meth:`loss` and
-    :meth:`to_output` (raw head output at the image size -> what is saved) and :meth:`colorize`.
+    :meth:`to_output` (raw head output at the image size -> what is saved), :meth:`colorize`
+    and :meth:`display` (a raw head output as what :meth:`colorize` takes).
     """
 
     #: Batch key of the target, and the suffix of the saved files.
     target_key: ClassVar[str]
+    #: Name of the logged training pictures (``val/<media_kind>``).
+    media_kind: ClassVar[str]
     output_layer_name = "conv_seg"
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -89,14 +102,6 @@ class DenseTask(BaseTask):
             self.val_metrics.update(pred, target, valid)
         self.log("val/loss", torch.stack(losses).mean(), batch_size=len(losses), sync_dist=True)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same as validation."""
-        self.validation_step(batch, batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        """Same as validation."""
-        self.on_validation_epoch_end()
-
     def predict_dataset(self, images: list[Path], mask_dir: str | None = None,
                         **options: Any) -> Any:
         """Images stretched to the model size, with optional foreground masks from ``mask_dir``
@@ -136,3 +141,37 @@ class DenseTask(BaseTask):
             cv2.imwrite(str(png), cv2.cvtColor(self.colorize(values, fg), cv2.COLOR_RGB2BGR))
             written += [npy, png]
         return written
+
+    # ------------------------------------------------------------------ pictures
+    def display(self, pred: torch.Tensor) -> np.ndarray:
+        """One ``(C, H, W)`` head output or target at display size -> :meth:`colorize` input."""
+        raise NotImplementedError
+
+    def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
+             **options: Any) -> np.ndarray:
+        """The photo and the colour map side by side (``side_by_side=False``: the map alone)."""
+        pred = predictions[0]
+        fg = pred.get("foreground")
+        fg = None if fg is None else np.asarray(fg.cpu() if isinstance(fg, torch.Tensor) else fg)
+        values = pred[self.target_key]
+        values = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        colour = self.colorize(values.astype(np.float32), fg)
+        return hstack([image, colour]) if options.get("side_by_side", True) else colour
+
+    def media_pictures(self, batch: dict[str, Any], n: int,
+                       predict: bool = True) -> tuple[str, list[Picture]]:
+        """Image | prediction | ground truth, colour-mapped over the valid pixels."""
+        images = batch["image"][:n]
+        size = tuple(images.shape[-2:])
+        preds = self(images).float() if predict else None
+        out = []
+        for i in range(len(images)):
+            valid = resize_for_display(batch["valid_mask"][i].cpu().float(), size).numpy() > 0.5
+            truth = resize_for_display(batch[self.target_key][i].cpu().float(), size)
+            panels = [] if preds is None else [
+                resize_for_display(preds[i].cpu(), size, "bilinear")]
+            panels.append(truth.reshape(-1, *size))
+            row = [to_rgb(images[i])] + [self.colorize(self.display(p), valid) for p in panels]
+            label = " (image | prediction | labels)" if predict else " (image | labels)"
+            out.append(Picture(hstack(row), caption(batch, i) + label))
+        return self.media_kind, out

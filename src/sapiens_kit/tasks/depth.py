@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,7 +12,8 @@ from torch import nn
 from sapiens_kit.losses.depth import DepthLoss, depth_target
 from sapiens_kit.metrics.depth import DEPTH_METRICS, Alignment, DepthMetrics
 from sapiens_kit.models.heads.depth import DepthHead
-from sapiens_kit.tasks.dense import DenseTask
+from sapiens_kit.tasks.dense import DenseTask, dense_demo_data
+from sapiens_kit.tasks.hooks import CardInfo
 from sapiens_kit.visualize import colorize_depth
 
 
@@ -35,7 +37,10 @@ class DepthTask(DenseTask):
         **kwargs: :class:`BaseTask` arguments (backbone, weights, optimisation).
     """
 
+    key = "depth"
+    card_info = CardInfo("relative depth estimation", "depth-estimation", "depth-estimation")
     target_key = "depth"
+    media_kind = "depth"
 
     def __init__(
         self,
@@ -68,6 +73,15 @@ class DepthTask(DenseTask):
     def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
         """Depth as a colour map over the foreground."""
         return colorize_depth(values, foreground)
+
+    def display(self, pred: torch.Tensor) -> np.ndarray:
+        """The single channel as an ``(H, W)`` array."""
+        return pred.reshape(pred.shape[-2:]).numpy()
+
+    @classmethod
+    def demo_data(cls, root: Path) -> dict[str, Any]:
+        """A few generated figures with analytic depth (written under ``root``)."""
+        return dense_demo_data("depth", root)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/<metric>`` for every depth metric."""

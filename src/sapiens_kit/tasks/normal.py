@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sapiens_kit.losses.normal import NormalLoss
 from sapiens_kit.metrics.normal import NormalMetrics
 from sapiens_kit.models.heads.normal import NormalHead, normalize_normals
-from sapiens_kit.tasks.dense import DenseTask
+from sapiens_kit.tasks.dense import DenseTask, dense_demo_data
+from sapiens_kit.tasks.hooks import CardInfo
 from sapiens_kit.visualize import colorize_normals
 
 
@@ -33,7 +36,11 @@ class NormalTask(DenseTask):
         **kwargs: :class:`BaseTask` arguments (backbone, weights, optimisation).
     """
 
+    key = "normal"
+    card_info = CardInfo("surface-normal estimation", "image-to-image",
+                         "surface-normal-estimation")
     target_key = "normal"
+    media_kind = "normals"
 
     def __init__(
         self,
@@ -60,6 +67,15 @@ class NormalTask(DenseTask):
     def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
         """Normals as RGB over the foreground."""
         return colorize_normals(values, foreground)
+
+    def display(self, pred: torch.Tensor) -> np.ndarray:
+        """Unit normals ``(H, W, 3)``."""
+        return F.normalize(pred.float(), dim=0).permute(1, 2, 0).numpy()
+
+    @classmethod
+    def demo_data(cls, root: Path) -> dict[str, Any]:
+        """A few generated figures with analytic normals (written under ``root``)."""
+        return dense_demo_data("normal", root)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/mean_angular_error`` and the other angular metrics."""

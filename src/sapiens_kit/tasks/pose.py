@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -17,10 +18,16 @@ from sapiens_kit.codecs.udp_heatmap import UDPHeatmap
 from sapiens_kit.data.io import read_rgb
 from sapiens_kit.data.keypoints import keypoint_mapping, load_keypoint_set
 from sapiens_kit.losses.pose import KeypointMSELoss, KeypointOHKMMSELoss
+from sapiens_kit.media import Picture, caption, to_rgb
 from sapiens_kit.metrics.pose import CocoKeypointMetric, oks_nms, rescore, to_results
 from sapiens_kit.models.heads.heatmap import HeatmapHead
 from sapiens_kit.tasks.base import BaseTask
-from sapiens_kit.visualize import draw_instances
+from sapiens_kit.tasks.hooks import CardInfo
+from sapiens_kit.utils.config import asset_path
+from sapiens_kit.visualize import draw_instances, draw_pose, hstack
+
+if TYPE_CHECKING:
+    from sapiens_kit.models._pretrained import PretrainedCfg
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ class PoseTask(BaseTask):
         **kwargs: :class:`BaseTask` arguments (backbone, weights, optimisation).
     """
 
+    key = "pose"
+    card_info = CardInfo("2D pose estimation", "keypoint-detection", "pose-estimation")
     output_layer_name = "final_layer"
     eval_index: torch.Tensor
     flip_index: torch.Tensor
@@ -189,14 +198,6 @@ class PoseTask(BaseTask):
             self.val_metric.write_results(Path(trainer.default_root_dir) / "val_results.json")
         self.val_metric.reset()
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same as validation."""
-        self.validation_step(batch, batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        """Same as validation."""
-        self.on_validation_epoch_end()
-
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per instance: photo-pixel ``keypoints (K, 2)``, ``scores (K,)`` and the meta."""
         points, scores = self.decode(self.predict_heatmaps(batch["image"]), batch["meta"])
@@ -248,11 +249,14 @@ class PoseTask(BaseTask):
 
     def _write_image(self, src: Path, preds: list[dict[str, Any]], inst_scores: np.ndarray,
                      out_dir: Path) -> list[Path]:
-        source = preds[0]["meta"].get("boxes", "detections")
+        meta = preds[0]["meta"]
+        source = meta.get("boxes", "detections")
         record: dict[str, Any] = {
             "image": str(src), "keypoint_set": self.kset.name,
             "keypoint_names": list(self.kset.names), "boxes": source, "instances": [],
         }
+        if "video" in meta:  # a video frame: name the video, not the scratch frame file
+            record.update(image=str(meta["video"]), frame=meta.get("frame"))
         if source == "whole_image":
             record["note"] = "no person boxes were given: the whole image was used as one box"
             self._warn_once("whole", "no person boxes given: using each whole image as one box")
@@ -265,9 +269,69 @@ class PoseTask(BaseTask):
                 "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                               for x, y, s in kps],
             })
-        image = draw_instances(image, preds, self.kset)
+        image = self.draw(image, preds)
         json_path = out_dir / f"{src.stem}_keypoints.json"
         overlay_path = out_dir / f"{src.stem}_overlay.jpg"
         json_path.write_text(json.dumps(record))
         cv2.imwrite(str(overlay_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         return [json_path, overlay_path]
+
+    # ------------------------------------------------------------------ pictures
+    def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
+             **options: Any) -> np.ndarray:
+        """Every person of the image: box and skeleton (``keypoint_threshold``, default 0.3)."""
+        return draw_instances(image, predictions, self.kset,
+                              float(options.get("keypoint_threshold", 0.3)))
+
+    def media_pictures(self, batch: dict[str, Any], n: int,
+                       predict: bool = True) -> tuple[str, list[Picture]]:
+        """The person crop with the predicted skeleton, beside the labelled one."""
+        images = batch["image"][:n]
+        panels: list[list[np.ndarray]] = [[] for _ in range(len(images))]
+        if predict:
+            heatmaps = self.predict_heatmaps(images)
+            codec = self.codec(tuple(heatmaps.shape[-2:]))
+            points, scores = codec.decode(heatmaps)
+            points_np = codec.heatmap_to_input(points).cpu().numpy()
+            scores_np = scores.cpu().numpy()
+            for i in range(len(images)):
+                panels[i].append(draw_pose(to_rgb(images[i]).copy(), points_np[i], scores_np[i],
+                                           self.kset, self.hp.keypoint_score_thr))
+        for i in range(len(images)):
+            gt = batch["keypoints"][i].detach().cpu().numpy()
+            visible = batch["keypoint_weights"][i].detach().cpu().numpy().reshape(-1) > 0
+            panels[i].append(draw_pose(to_rgb(images[i]).copy(), gt[:, :2],
+                                       visible.astype(float), self.kset, threshold=0.5))
+        label = " (prediction | labels)" if predict else ""
+        return "keypoints", [Picture(hstack(p), caption(batch, i) + label)
+                             for i, p in enumerate(panels)]
+
+    # ------------------------------------------------------------------ Hub card, weights, data
+    def card_config(self) -> dict[str, Any]:
+        """The keypoint set's name and its keypoint names."""
+        return {"keypoint_set": self.kset.name, "keypoints": list(self.kset.names)}
+
+    @classmethod
+    def card_lines(cls, config: Mapping[str, Any]) -> list[str]:
+        """The keypoint count and set, and the numbered keypoint names."""
+        names = config.get("keypoints") or []
+        return [f"| keypoints | {len(names)} (`{config.get('keypoint_set')}`) |", "",
+                "## Keypoints", "", ", ".join(f"{i}: {n}" for i, n in enumerate(names))]
+
+    @classmethod
+    def arguments_for_weights(cls, pretrained: PretrainedCfg | None,
+                              data: Mapping[str, Any]) -> dict[str, Any]:
+        """The keypoint set: ``data.keypoints=`` when given, else the registered weights'."""
+        if data.get("keypoints"):
+            return {"keypoints": data["keypoints"]}
+        if pretrained is not None and pretrained.keypoint_set:
+            return {"keypoints": pretrained.keypoint_set}
+        return {}
+
+    @classmethod
+    def demo_data(cls, root: Path) -> dict[str, Any]:
+        """The bundled demo: 4 COCO photos with COCO-WholeBody labels (nothing to generate)."""
+        return {"_target_": "sapiens_kit.data.CocoKeypointDataModule",
+                "root": asset_path("demo_pose"), "train_ann": "annotations.json",
+                "val_ann": "annotations.json", "keypoints": "coco_wholebody133",
+                "img_size": "${img_size}", "batch_size": 2, "num_workers": 0}

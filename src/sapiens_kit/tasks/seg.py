@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,10 +15,16 @@ from torch import nn
 from sapiens_kit.data.classes import default_palette
 from sapiens_kit.data.io import read_rgb
 from sapiens_kit.losses.seg import SegmentationLoss
+from sapiens_kit.media import Picture, caption, resize_for_display, to_rgb
 from sapiens_kit.metrics.seg import SegmentationMetrics
 from sapiens_kit.models.heads.seg import SegmentationHead
 from sapiens_kit.tasks.base import BaseTask
-from sapiens_kit.visualize import overlay_mask
+from sapiens_kit.tasks.hooks import CardInfo
+from sapiens_kit.utils.config import asset_path
+from sapiens_kit.visualize import hstack, overlay_mask
+
+if TYPE_CHECKING:
+    from sapiens_kit.models._pretrained import PretrainedCfg
 
 
 class SegmentationTask(BaseTask):
@@ -37,6 +44,8 @@ class SegmentationTask(BaseTask):
         **kwargs: :class:`BaseTask` arguments (backbone, weights, optimisation).
     """
 
+    key = "seg"
+    card_info = CardInfo("body-part segmentation", "image-segmentation", "semantic-segmentation")
     output_layer_name = "conv_seg"
 
     def __init__(
@@ -95,14 +104,6 @@ class SegmentationTask(BaseTask):
                            if not torch.isnan(iou)})
         self.val_metrics.reset()
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same as validation."""
-        self.validation_step(batch, batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        """Same as validation."""
-        self.on_validation_epoch_end()
-
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Label maps at each image's original size, plus the meta passed in."""
         logits = self(batch["image"])
@@ -121,7 +122,7 @@ class SegmentationTask(BaseTask):
     ) -> list[Path]:
         """Write ``<stem>_mask.png`` (class ids) and ``<stem>_overlay.jpg`` per image."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        palette = self.hparams.palette or default_palette(self.hparams.num_classes)
+        palette = self.palette
         written: list[Path] = []
         for pred in (p for batch in batches or [] for p in batch):
             if limit is not None and len(written) >= 2 * limit:
@@ -135,3 +136,79 @@ class SegmentationTask(BaseTask):
             cv2.imwrite(str(overlay_path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
             written += [mask_path, overlay_path]
         return written
+
+    # ------------------------------------------------------------------ pictures
+    @property
+    def palette(self) -> list[list[int]]:
+        """RGB colour per class: the data's palette, else the default one."""
+        given = self.hparams.get("palette")
+        return [list(c) for c in (given or default_palette(int(self.hparams["num_classes"])))]
+
+    def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
+             **options: Any) -> np.ndarray:
+        """The predicted parts over the photo (the first, and only, prediction)."""
+        label = predictions[0]["label"]
+        label = label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+        return overlay_mask(image, label, self.palette)
+
+    def media_pictures(self, batch: dict[str, Any], n: int,
+                       predict: bool = True) -> tuple[str, list[Picture]]:
+        """The image with W&B mask layers (``prediction``, ``ground_truth``) and class names."""
+        images = batch["image"][:n]
+        size = tuple(images.shape[-2:])
+        labels = None
+        if predict:
+            logits = F.interpolate(self(images).float(), size=size, mode="bilinear",
+                                   align_corners=False)
+            labels = logits.argmax(1).cpu()
+        names = dict(enumerate(self.class_names))
+        ignore = int(self.hparams.get("ignore_index", 255))
+        out = []
+        for i in range(len(images)):
+            image = to_rgb(images[i])
+            truth = resize_for_display(batch["mask"][i].cpu(), size).to(torch.uint8).numpy()
+            layers = {"ground_truth": {"mask_data": truth,
+                                       "class_labels": {**names, ignore: "ignore"}}}
+            flat = [overlay_mask(image, np.where(truth == ignore, 0, truth), self.palette)]
+            if labels is not None:
+                pred = labels[i].to(torch.uint8).numpy()
+                layers = {"prediction": {"mask_data": pred, "class_labels": names}, **layers}
+                flat.insert(0, overlay_mask(image, pred, self.palette))
+            out.append(Picture(image, caption(batch, i), layers, hstack(flat)))
+        return "segmentation", out
+
+    # ------------------------------------------------------------------ Hub card, weights, data
+    def card_config(self) -> dict[str, Any]:
+        """The class names."""
+        return {"classes": list(self.class_names)}
+
+    @classmethod
+    def card_lines(cls, config: Mapping[str, Any]) -> list[str]:
+        """The class count, and a table of the class ids and names."""
+        classes = config.get("classes") or []
+        lines = [f"| classes | {len(classes)} |", "", "## Classes", "", "| id | name |",
+                 "|---|---|"]
+        return lines + [f"| {i} | {n} |" for i, n in enumerate(classes)]
+
+    @classmethod
+    def arguments_for_weights(cls, pretrained: PretrainedCfg | None,
+                              data: Mapping[str, Any]) -> dict[str, Any]:
+        """The vocabulary: ``data.classes=`` when given, else the official 28 Goliath classes
+        (only the class count when the weights have another number of classes)."""
+        from sapiens_kit.data.classes import load_classes
+
+        given = data.get("classes")
+        count = (pretrained.num_classes if pretrained is not None else None) or 28
+        vocab = load_classes(given or "sapiens28")
+        if given is None and vocab.num_classes != count:
+            return {"num_classes": count}
+        return {"num_classes": vocab.num_classes, "class_names": list(vocab.names),
+                "palette": [list(p) for p in vocab.palette]}
+
+    @classmethod
+    def demo_data(cls, root: Path) -> dict[str, Any]:
+        """The bundled demo: 4 COCO photos with person masks (nothing to generate)."""
+        return {"_target_": "sapiens_kit.data.MaskFolderDataModule",
+                "root": asset_path("demo_seg"), "classes": None, "img_size": "${img_size}",
+                "batch_size": 2,
+                "num_workers": 0}
