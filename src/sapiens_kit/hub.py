@@ -91,8 +91,7 @@ def _plain(task: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 def base_license(hparams: Mapping[str, Any]) -> str:
     """Licence of the weights the backbone descends from (v1 ``CC-BY-NC-4.0``, Sapiens2
     ``sapiens2-license``)."""
-    from sapiens_kit.models import get_pretrained_cfg
-    from sapiens_kit.models._registry import is_registered_weights
+    from sapiens_kit.models import get_pretrained_cfg, is_registered_weights
 
     start = hparams.get("weights")
     name = start if isinstance(start, str) and is_registered_weights(start) else hparams["backbone"]
@@ -271,7 +270,7 @@ def model_file(spec: str | Path) -> Path:
     ``hf-hub:`` specs are looked up in the Hugging Face cache first and downloaded only when
     missing (never with ``HF_HUB_OFFLINE=1``).
     """
-    from sapiens_kit.models._pretrained import hub_download, parse_hf_hub
+    from sapiens_kit.models import hub_download, parse_hf_hub
 
     text = str(spec)
     if text.startswith("hf-hub:"):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from sapiens_kit.models._checkpoint import is_sharded_checkpoint, sharded_checkpoint_message
+from sapiens_kit.models import is_sharded_checkpoint, sharded_checkpoint_message
 
 #: Task key -> LightningModule class path. The task group in conf/ is the user-facing registry;
 #: this map only lets tools reload a checkpoint by key.
@@ -86,7 +86,7 @@ def report_errors(fn: F) -> F:
     """Turn the kit's own exceptions into one ``error: ...`` line and exit status 1."""
     from sapiens_kit.data.classes import ClassesFileError
     from sapiens_kit.data.io import DataFileError
-    from sapiens_kit.models._pretrained import WeightsError
+    from sapiens_kit.models import WeightsError
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
