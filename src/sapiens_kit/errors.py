@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sapiens_kit.data.classes import ClassesFileError
     from sapiens_kit.data.io import DataFileError
-    from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
+    from sapiens_kit.models import WeightsError, WeightsUnavailableError
 
 
 class UserError(Exception):
@@ -26,8 +26,8 @@ class UserError(Exception):
 
 #: Where each re-exported exception is defined.
 _DEFINED_IN = {
-    "WeightsError": "sapiens_kit.models._pretrained",
-    "WeightsUnavailableError": "sapiens_kit.models._pretrained",
+    "WeightsError": "sapiens_kit.models",
+    "WeightsUnavailableError": "sapiens_kit.models",
     "DataFileError": "sapiens_kit.data.io",
     "ClassesFileError": "sapiens_kit.data.classes",
 }

@@ -17,9 +17,9 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from torch import nn
 
 from sapiens_kit.errors import UserError
+from sapiens_kit.models import SapiensModel
 from sapiens_kit.tasks.registry import load_task
 from sapiens_kit.utils.cli import report_errors, requested_task
 from sapiens_kit.utils.config import CONFIG_DIR
@@ -30,20 +30,15 @@ FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "safeten
            "model.safetensors"}
 
 
-class ExportModel(nn.Module):
-    """Normalisation + backbone + head as one plain module (no Lightning)."""
+class ExportModel(SapiensModel):
+    """The task's :class:`~sapiens_kit.models.SapiensModel` (normalisation + backbone + head) as
+    one plain module, with LoRA adapters folded into plain weights (no Lightning)."""
 
     def __init__(self, task: Any) -> None:
-        super().__init__()
-        # LoRA adapters are folded into plain weights (a no-op copy without LoRA).
-        self.backbone = task.merge_lora() if hasattr(task, "merge_lora") else task.backbone
-        self.head = task.head
-        self.register_buffer("mean", task.pixel_mean.clone())
-        self.register_buffer("std", task.pixel_std.clone())
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` 0-255 float RGB -> raw head output."""
-        return self.head(self.backbone((images - self.mean) / self.std))
+        # merge_lora is a no-op copy without LoRA.
+        backbone = task.merge_lora() if hasattr(task, "merge_lora") else task.backbone
+        super().__init__(backbone, task.head, task.pixel_mean.flatten().tolist(),
+                         task.pixel_std.flatten().tolist())
 
 
 def _export(model: ExportModel, task: Any, fmt: str, path: Path, x: torch.Tensor,

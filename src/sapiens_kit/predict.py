@@ -162,8 +162,7 @@ def task_from_weights(cfg: DictConfig) -> Any:
     from hydra.utils import instantiate
 
     from sapiens_kit.hub import from_pretrained, model_file, read_task_metadata
-    from sapiens_kit.models import get_pretrained_cfg
-    from sapiens_kit.models._registry import is_registered_weights
+    from sapiens_kit.models import get_pretrained_cfg, is_registered_weights
 
     weights, task = str(cfg.weights), requested_task(cfg)
     registered = is_registered_weights(weights)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from sapiens_kit.models import block_layouts
+
 
 def transformer_blocks() -> set[type[nn.Module]]:
-    """Module classes FSDP wraps (and shards) one by one: timm's ViT ``Block`` (Sapiens v1) and
-    ``EvaBlock`` (Sapiens2). Everything else (embeddings, final norm, head) stays in the root unit.
+    """Module classes FSDP wraps (and shards) one by one: the ``block_layout.block_classes`` of
+    every registered backbone family (timm's ``Block`` for Sapiens v1, ``EvaBlock`` for Sapiens2).
+    Everything else (embeddings, final norm, head) stays in the root unit.
     """
-    from timm.models.eva import EvaBlock
-    from timm.models.vision_transformer import Block
-
-    return {Block, EvaBlock}
+    return {cls for layout in block_layouts() for cls in layout.block_classes}

@@ -1,26 +1,23 @@
 """LoRA adapters on a Sapiens backbone through ``peft``, and merging them back for export.
 
-Adapters go on the ``nn.Linear`` layers inside each transformer block's attention and MLP: for
-Sapiens v1 (timm ``Block``) ``attn.qkv``, ``attn.proj``, ``mlp.fc1``, ``mlp.fc2``; for Sapiens2
-(timm ``EvaBlock``) ``attn.q_proj/k_proj/v_proj/proj`` and the MLP's linears. ``peft`` injects them
-in place (``inject_adapter_in_model``), so parameter names keep their ``blocks.<i>.`` prefix and the
-layer-decay numbering still applies; base weights become ``<layer>.base_layer.weight`` and are
-frozen.
+Adapters go on the ``nn.Linear`` layers inside each transformer block's parts named by the
+backbone's ``block_layout.adapter_parts`` (attention and MLP): for Sapiens v1 (timm ``Block``)
+``attn.qkv``, ``attn.proj``, ``mlp.fc1``, ``mlp.fc2``; for Sapiens2 (timm ``EvaBlock``)
+``attn.q_proj/k_proj/v_proj/proj`` and the MLP's linears. ``peft`` injects them in place
+(``inject_adapter_in_model``), so parameter names keep their block prefix and the layer-decay
+numbering still applies; base weights become ``<layer>.base_layer.weight`` and are frozen.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-#: Block sub-modules a ``targets`` keyword expands to.
-_GROUPS = ("attn", "mlp")
-_BLOCK_LINEAR = re.compile(r"^(?:model\.)?blocks\.(\d+)\.(attn|mlp)\.(.+)$")
+from sapiens_kit.models import BlockLayout, block_layouts
 
 
 @dataclass
@@ -59,14 +56,28 @@ class LoraOptions:
         return out
 
 
+def _adapted_part(layouts: Sequence[BlockLayout], name: str) -> tuple[str, str] | None:
+    """``(part, leaf)`` of a module inside a block part LoRA may adapt (``attn``, ``qkv``)."""
+    for layout in layouts:
+        split = layout.split_block(name)
+        if split is None:
+            continue
+        part, _, leaf = split[1].partition(".")
+        return (part, leaf) if part in layout.adapter_parts and leaf else None
+    return None
+
+
 def lora_target_names(backbone: nn.Module, targets: Sequence[str]) -> list[str]:
-    """Full names of the block linears ``targets`` selects (see :class:`LoraOptions`)."""
+    """Full names of the block linears ``targets`` selects (see :class:`LoraOptions`); the
+    blocks are found through the backbone's ``block_layout``."""
+    own = getattr(backbone, "block_layout", None)
+    layouts = [own] if own is not None else block_layouts()
     names = []
     for name, module in backbone.named_modules():
-        match = _BLOCK_LINEAR.match(name)
-        if not match or not isinstance(module, nn.Linear):
+        found = _adapted_part(layouts, name)
+        if found is None or not isinstance(module, nn.Linear):
             continue
-        part, leaf = match.group(2), match.group(3)
+        part, leaf = found
         if part in targets or leaf.rsplit(".", 1)[-1] in targets or leaf in targets:
             names.append(name)
     if not names:

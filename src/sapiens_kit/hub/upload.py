@@ -95,7 +95,7 @@ def model_file(spec: str | Path) -> Path:
     ``hf-hub:`` specs are looked up in the Hugging Face cache first and downloaded only when
     missing (never with ``HF_HUB_OFFLINE=1``).
     """
-    from sapiens_kit.models._pretrained import hub_download, parse_hf_hub
+    from sapiens_kit.models import hub_download, parse_hf_hub
 
     text = str(spec)
     if text.startswith("hf-hub:"):

@@ -1,19 +1,56 @@
-"""Backbones, weights and heads."""
+"""Backbones, weights and heads.
 
-from sapiens_kit.models._pretrained import PretrainedCfg, WeightsError, WeightsUnavailableError
-from sapiens_kit.models._registry import (
+Importing this package imports every backbone family module, whose decorators register its
+classes, sizes and weights (timm's pattern); the registry itself imports no family.
+"""
+
+from sapiens_kit.models import sapiens, sapiens2  # noqa: F401  (registers the families)
+from sapiens_kit.models._builder import (
+    WeightsSpec,
     create_backbone,
+    load_pretrained,
+    parse_weights,
+    resolve_source,
+)
+from sapiens_kit.models._checkpoint import is_sharded_checkpoint, sharded_checkpoint_message
+from sapiens_kit.models._pretrained import (
+    PretrainedCfg,
+    WeightsError,
+    WeightsUnavailableError,
+    hub_download,
+    parse_hf_hub,
+)
+from sapiens_kit.models._registry import (
+    block_layouts,
     get_pretrained_cfg,
+    is_registered_weights,
     list_backbones,
+    list_families,
     list_pretrained,
 )
+from sapiens_kit.models.backbone import Backbone, BlockLayout
+from sapiens_kit.models.sapiens_model import SapiensModel
 
 __all__ = [
+    "Backbone",
+    "BlockLayout",
     "PretrainedCfg",
+    "SapiensModel",
     "WeightsError",
+    "WeightsSpec",
     "WeightsUnavailableError",
+    "block_layouts",
     "create_backbone",
     "get_pretrained_cfg",
+    "hub_download",
+    "is_registered_weights",
+    "is_sharded_checkpoint",
     "list_backbones",
+    "list_families",
     "list_pretrained",
+    "load_pretrained",
+    "parse_hf_hub",
+    "parse_weights",
+    "resolve_source",
+    "sharded_checkpoint_message",
 ]

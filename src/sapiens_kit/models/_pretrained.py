@@ -1,8 +1,8 @@
-"""Pretrained-weight metadata and resolution of the ``weights=`` string.
+"""Pretrained-weight metadata, the errors of weight loading, and fetching files.
 
-The grammar is ``None | <arch>.<tag> | /path/file.(pth|pt|bin|safetensors|ckpt) |
-ckpt:/path/run.ckpt | hf-hub:org/repo/path/in/repo``. Registered ``arch.tag`` entries are resolved
-to the local Hugging Face cache first and downloaded only when missing, following timm's order.
+Registered ``arch.tag`` entries are resolved to the local Hugging Face cache first and downloaded
+only when missing, following timm's order. The ``weights=`` grammar itself is parsed in one place,
+``models/_builder.py::parse_weights``.
 """
 
 from __future__ import annotations
@@ -115,31 +115,29 @@ def parse_hf_hub(spec: str) -> tuple[str, str]:
     return "/".join(parts[:2]), "/".join(parts[2:])
 
 
-def resolve_source(weights: str, cfg: PretrainedCfg | None = None) -> Path:
-    """Turn a ``weights=`` string (or a registered entry) into a local file path."""
-    if cfg is not None:
-        if cfg.file:
-            return _existing(Path(cfg.file))
-        if cfg.hf_hub_id and cfg.hf_hub_filename:
-            return hub_download(cfg.hf_hub_id, cfg.hf_hub_filename)
-        if cfg.url:
-            import torch.hub
+def fetch_registered(cfg: PretrainedCfg) -> Path:
+    """Local path of a registered entry's file, in timm's order: local file, Hub cache or
+    download, URL."""
+    if cfg.file:
+        return existing_file(Path(cfg.file))
+    if cfg.hf_hub_id and cfg.hf_hub_filename:
+        return hub_download(cfg.hf_hub_id, cfg.hf_hub_filename)
+    if cfg.url:
+        import torch.hub
 
-            try:
-                dst = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
-                if not dst.exists():
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    torch.hub.download_url_to_file(cfg.url, str(dst), progress=True)
-                return dst
-            except Exception as err:
-                raise WeightsUnavailableError(_offline_message(cfg.url)) from err
-        raise WeightsUnavailableError(f"registered weights '{cfg.name}' have no source")
-    if weights.startswith("hf-hub:"):
-        return hub_download(*parse_hf_hub(weights))
-    return _existing(Path(weights.removeprefix("ckpt:").removeprefix("file:")).expanduser())
+        try:
+            dst = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(cfg.url, str(dst), progress=True)
+            return dst
+        except Exception as err:
+            raise WeightsUnavailableError(_offline_message(cfg.url)) from err
+    raise WeightsUnavailableError(f"registered weights '{cfg.name}' have no source")
 
 
-def _existing(path: Path) -> Path:
+def existing_file(path: Path) -> Path:
+    """``path`` if it is a file, else a :class:`WeightsError` saying it does not exist."""
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file does not exist")
     return path

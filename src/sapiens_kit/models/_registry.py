@@ -1,29 +1,54 @@
-"""Name registry for backbones and their pretrained weights (timm's pattern, kept small).
+"""Name registry for backbones, their families and their pretrained weights (timm's pattern).
 
 Backbone keys use no dots (``sapiens_0_3b``); pretrained variants are ``arch.tag``. Meta's dotted
-spellings (``sapiens_0.3b``) are accepted through an alias map.
+spellings (``sapiens_0.3b``) are accepted through an alias map. The family modules register
+themselves when ``sapiens_kit.models`` imports them; this module imports none of them.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from torch import nn
 
 from sapiens_kit.models._pretrained import PretrainedCfg
+from sapiens_kit.models.backbone import BlockLayout
 
 BackboneFn = Callable[..., nn.Module]
+FamilyT = TypeVar("FamilyT", bound=type)
 
 _BACKBONES: dict[str, BackboneFn] = {}
 _PRETRAINED: dict[str, PretrainedCfg] = {}
 _ALIASES: dict[str, str] = {}
+_FAMILIES: list[type[nn.Module]] = []
 
 
 def register_backbone(fn: BackboneFn) -> BackboneFn:
-    """Register a builder under its function name."""
+    """Register a builder under its function name, with its module's ``default_cfgs`` entries
+    for that name (timm's ``register_model``: the table sits above the entry points)."""
     _BACKBONES[fn.__name__] = fn
+    table = getattr(sys.modules[fn.__module__], "default_cfgs", {})
+    register_pretrained({k: v for k, v in table.items() if v.arch == fn.__name__})
     return fn
+
+
+def register_family(cls: FamilyT) -> FamilyT:
+    """Register a backbone class, whose ``block_layout`` layer decay, LoRA and FSDP then read."""
+    if cls not in _FAMILIES:
+        _FAMILIES.append(cls)
+    return cls
+
+
+def list_families() -> list[type[nn.Module]]:
+    """Every registered backbone class, in registration order."""
+    return list(_FAMILIES)
+
+
+def block_layouts() -> list[BlockLayout]:
+    """The parameter naming of every registered family (see :class:`BlockLayout`)."""
+    return [cls.block_layout for cls in _FAMILIES]  # type: ignore[attr-defined]
 
 
 def register_pretrained(cfgs: dict[str, PretrainedCfg]) -> None:
@@ -48,19 +73,16 @@ def canonical_name(name: str) -> str:
 
 def list_backbones() -> list[str]:
     """Names of every registered backbone architecture."""
-    _ensure_loaded()
     return sorted(_BACKBONES)
 
 
 def list_pretrained(arch: str | None = None) -> list[str]:
     """Registered ``arch.tag`` weight names, optionally for one architecture."""
-    _ensure_loaded()
     return sorted(k for k in _PRETRAINED if arch is None or k.split(".")[0] == arch)
 
 
 def get_pretrained_cfg(name: str) -> PretrainedCfg:
     """Metadata for ``arch.tag``, or the architecture's default entry for a bare ``arch``."""
-    _ensure_loaded()
     if name in _PRETRAINED:
         return _PRETRAINED[name]
     arch, _, tag = name.partition(".")
@@ -80,36 +102,5 @@ def get_pretrained_cfg(name: str) -> PretrainedCfg:
 
 def is_registered_weights(weights: str) -> bool:
     """Whether ``weights`` names a registered ``arch.tag`` (as opposed to a path or hub id)."""
-    _ensure_loaded()
     arch, dot, tag = weights.partition(".")
     return bool(dot) and f"{_ALIASES.get(arch, arch)}.{tag}" in _PRETRAINED
-
-
-def create_backbone(
-    name: str,
-    weights: str | None = None,
-    img_size: tuple[int, int] = (1024, 768),
-    **overrides: Any,
-) -> nn.Module:
-    """Build a registered backbone and optionally load weights into it.
-
-    Args:
-        name: A registered backbone (see :func:`list_backbones`) or one of Meta's aliases.
-        weights: ``None`` for random init, a registered ``arch.tag``, a local checkpoint path,
-            ``ckpt:<path>`` or ``hf-hub:<org>/<repo>/<file>``.
-        img_size: ``(H, W)`` the position-embedding grid is built (and checkpoints resampled) for.
-        **overrides: Architecture keyword overrides, e.g. ``patch_padding=2`` or ``depth=4``.
-
-    Returns:
-        A module whose ``forward(x)`` maps ``(B, 3, H, W)`` to a ``(B, D, H/16, W/16)`` feature map.
-    """
-    _ensure_loaded()
-    model = _BACKBONES[canonical_name(name)](img_size=tuple(img_size), **overrides)
-    if weights:
-        model.load_weights(weights)
-    return model
-
-
-def _ensure_loaded() -> None:
-    # Importing the family modules runs their @register_backbone decorators.
-    from sapiens_kit.models import sapiens, sapiens2  # noqa: F401

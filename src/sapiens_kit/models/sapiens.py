@@ -10,47 +10,43 @@ File order follows timm: module, ``checkpoint_filter_fn``, weight entries, build
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from timm.layers import resample_abs_pos_embed
 from timm.models import checkpoint_seq
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from sapiens_kit.models._checkpoint import read_checkpoint, split_state_dict
-from sapiens_kit.models._pretrained import (
-    PretrainedCfg,
-    WeightsError,
-    resolve_source,
-)
-from sapiens_kit.models._registry import (
-    get_pretrained_cfg,
-    is_registered_weights,
-    register_alias,
-    register_backbone,
-    register_pretrained,
-)
-
-log = logging.getLogger(__name__)
+from sapiens_kit.models._pretrained import PretrainedCfg, WeightsError
+from sapiens_kit.models._registry import register_alias, register_backbone, register_family
+from sapiens_kit.models.backbone import BlockLayout, evenly_spaced_indices
 
 #: Keys a Sapiens checkpoint may carry that a task backbone deliberately does not use.
 IGNORED_CHECKPOINT_KEYS = ("cls_token", "mask_token")
 
 
+@register_family
 class SapiensViT(VisionTransformer):
     """Sapiens v1 encoder returning a ``(B, D, H/16, W/16)`` feature map.
+
+    Satisfies the :class:`~sapiens_kit.models.backbone.Backbone` contract.
 
     Args:
         img_size: ``(H, W)`` the learnable position embedding is laid out for.
         patch_padding: Zero padding of the 16x16 patch conv (2 for pose/normal, 0 for seg/depth).
         **kwargs: Forwarded to timm's ``VisionTransformer`` (``embed_dim``, ``depth``, ...).
     """
+
+    block_layout: ClassVar[BlockLayout] = BlockLayout(
+        blocks="blocks",
+        embeddings=("pos_embed", "patch_embed", "cls_token", "mask_token"),
+        no_weight_decay=("pos_embed", "cls_token", "mask_token"),
+        block_classes=(Block,),
+    )
 
     def __init__(
         self,
@@ -107,63 +103,11 @@ class SapiensViT(VisionTransformer):
     @property
     def default_out_indices(self) -> tuple[int, ...]:
         """Four evenly spaced block indices for multi-level heads (dinov2's ``out_index``)."""
-        depth = self.num_layers
-        return tuple(sorted({max(0, round(depth * f) - 1) for f in (0.25, 0.5, 0.75, 1.0)}))
+        return evenly_spaced_indices(self.num_layers)
 
-    def load_weights(self, weights: str) -> dict[str, torch.Tensor]:
-        """Load ``weights`` strictly into this backbone.
-
-        Returns:
-            The checkpoint's head part (prefix removed), empty for pretrain checkpoints, so a task
-            can load it into its head.
-        """
-        cfg: PretrainedCfg | None = None
-        if is_registered_weights(weights):
-            cfg = get_pretrained_cfg(weights)
-            if cfg.task != "pretrain" and cfg.patch_padding != self.patch_padding:
-                log.warning(
-                    "weights %s were trained with patch_padding=%d but the backbone uses %d",
-                    weights, cfg.patch_padding, self.patch_padding,
-                )
-        path = resolve_source(weights, cfg)
-        backbone_sd, head_sd = split_state_dict(read_checkpoint(path))
-        if not backbone_sd:
-            raise WeightsError(f"{path}: no backbone weights found in the checkpoint")
-        try:
-            self.load_state_dict_strict(backbone_sd)
-        except WeightsError as err:
-            raise WeightsError(f"{path}: {err}") from None
-        log.info("loaded backbone weights from %s", path)
-        return head_sd
-
-    def load_state_dict_strict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        """Map (Meta or timm layout) and load a backbone state dict; every key must match."""
-        mapped = checkpoint_filter_fn(state_dict, self)
-        own = self.state_dict()
-        missing = sorted(set(own) - set(mapped))
-        unexpected = sorted(set(mapped) - set(own))
-        wrong = sorted(k for k in set(own) & set(mapped) if own[k].shape != mapped[k].shape)
-        if missing or unexpected or wrong:
-            raise WeightsError(_mismatch_message(missing, unexpected, wrong, own, mapped))
-        self.load_state_dict(mapped, strict=True)
-
-
-def _mismatch_message(
-    missing: list[str],
-    unexpected: list[str],
-    wrong: list[str],
-    own: Mapping[str, torch.Tensor],
-    mapped: Mapping[str, torch.Tensor],
-) -> str:
-    lines = ["checkpoint does not match the backbone architecture"]
-    if wrong:
-        shown = [f"{k} {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:5]]
-        lines.append(f"shape mismatch ({len(wrong)}): " + "; ".join(shown))
-    if missing:
-        lines.append(f"missing keys ({len(missing)}): {', '.join(missing[:8])}")
-    if unexpected:
-        lines.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}")
-    return "\n  ".join(lines)
+    def filter_checkpoint(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Meta or timm layout -> this module's names, position embedding fitted to its grid."""
+        return checkpoint_filter_fn(state_dict, self)
 
 
 _META_TO_TIMM = (
@@ -224,72 +168,105 @@ def fit_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tenso
     )
 
 
-def _hub_cfg(arch: str, tag: str, filename: str, **kwargs: Any) -> PretrainedCfg:
-    return PretrainedCfg(
-        arch=arch, tag=tag, hf_hub_id="facebook/sapiens", hf_hub_filename=filename, **kwargs
-    )
+def _cfg(filename: str, **kwargs: Any) -> dict[str, Any]:
+    """An entry of Meta's ``facebook/sapiens`` Hub repository (``sapiens_host/`` layout)."""
+    return {"hf_hub_id": "facebook/sapiens", "hf_hub_filename": f"sapiens_host/{filename}",
+            **kwargs}
 
 
-def _v1_cfgs() -> dict[str, PretrainedCfg]:
-    cfgs: dict[str, PretrainedCfg] = {}
-    pretrain_epochs = {"0.3b": 1600, "0.6b": 1600, "1b": 173, "2b": 660}
-    seg = {"0.3b": "7673_epoch_194", "0.6b": "7777_epoch_178", "1b": "7994_epoch_151"}
-    depth = {"0.3b": 100, "0.6b": 70, "1b": 88, "2b": 25}
-    goliath_ap = {"0.3b": 573, "0.6b": 609, "1b": 639}
-    coco_ap = {"0.3b": 796, "0.6b": 812, "1b": 821, "2b": 822}
-    wholebody_ap = {"0.3b": 620, "0.6b": 695, "1b": 727, "2b": 745}
-    normal = {"0.3b": 66, "0.6b": 200, "1b": 115, "2b": 70}
-    for size, epoch in pretrain_epochs.items():
-        arch = f"sapiens_{size.replace('.', '_')}"
-        root = "sapiens_host/{task}/checkpoints/sapiens_" + size
-        cfgs[f"{arch}.pretrain_humans300m"] = _hub_cfg(
-            arch, "pretrain_humans300m",
-            f"{root.format(task='pretrain')}/sapiens_{size}_epoch_{epoch}_clean.pth",
-            input_size=(3, 1024, 1024),
-        )
-        if size in seg:
-            cfgs[f"{arch}.seg_goliath"] = _hub_cfg(
-                arch, "seg_goliath",
-                f"{root.format(task='seg')}/sapiens_{size}_goliath_best_goliath_mIoU_{seg[size]}.pth",
-                task="seg", num_classes=28,
-            )
-        pose_kw: dict[str, Any] = dict(task="pose", patch_padding=2)
-        if size in goliath_ap:
-            cfgs[f"{arch}.pose_goliath"] = _hub_cfg(
-                arch, "pose_goliath",
-                f"{root.format(task='pose')}/sapiens_{size}_goliath_best_goliath_AP_"
-                f"{goliath_ap[size]}.pth",
-                num_keypoints=308, keypoint_set="goliath308", **pose_kw,
-            )
-        # COCO-17 / COCO-WholeBody pose weights live outside facebook/ (noahcao/sapiens-pose-coco),
-        # assumed to follow the monorepo's sapiens_host/ layout.
-        coco_root = root.format(task="pose")
-        cfgs[f"{arch}.pose_coco"] = replace(_hub_cfg(
-            arch, "pose_coco", f"{coco_root}/sapiens_{size}_coco_best_coco_AP_{coco_ap[size]}.pth",
-            num_keypoints=17, keypoint_set="coco17", **pose_kw,
-        ), hf_hub_id="noahcao/sapiens-pose-coco")
-        cfgs[f"{arch}.pose_coco_wholebody"] = replace(_hub_cfg(
-            arch, "pose_coco_wholebody",
-            f"{coco_root}/sapiens_{size}_coco_wholebody_best_coco_wholebody_AP_"
-            f"{wholebody_ap[size]}.pth",
-            num_keypoints=133, keypoint_set="coco_wholebody133", **pose_kw,
-        ), hf_hub_id="noahcao/sapiens-pose-coco")
-        cfgs[f"{arch}.depth_render_people"] = _hub_cfg(
-            arch, "depth_render_people",
-            f"{root.format(task='depth')}/sapiens_{size}_render_people_epoch_{depth[size]}.pth",
-            task="depth",
-        )
-        cfgs[f"{arch}.normal_render_people"] = _hub_cfg(
-            arch, "normal_render_people",
-            f"{root.format(task='normal')}/sapiens_{size}_normal_render_people_epoch_{normal[size]}.pth",
-            task="normal", patch_padding=2,
-        )
-    return cfgs
+def _generate(table: dict[str, dict[str, Any]]) -> dict[str, PretrainedCfg]:
+    """Fill ``arch`` and ``tag`` from each ``arch.tag`` key (timm's ``generate_default_cfgs``)."""
+    out = {}
+    for name, kwargs in table.items():
+        arch, _, tag = name.partition(".")
+        out[name] = PretrainedCfg(arch=arch, tag=tag, **kwargs)
+    return out
 
 
-default_cfgs = _v1_cfgs()
-register_pretrained(default_cfgs)
+_PRETRAIN = {"input_size": (3, 1024, 1024)}
+_SEG = {"task": "seg", "num_classes": 28}
+_GOLIATH308 = {"task": "pose", "patch_padding": 2, "num_keypoints": 308,
+               "keypoint_set": "goliath308"}
+# COCO-17 / COCO-WholeBody pose weights live outside facebook/ (noahcao/sapiens-pose-coco),
+# assumed to follow the monorepo's sapiens_host/ layout.
+_COCO17 = {"task": "pose", "patch_padding": 2, "num_keypoints": 17, "keypoint_set": "coco17",
+           "hf_hub_id": "noahcao/sapiens-pose-coco"}
+_WHOLEBODY133 = {"task": "pose", "patch_padding": 2, "num_keypoints": 133,
+                 "keypoint_set": "coco_wholebody133", "hf_hub_id": "noahcao/sapiens-pose-coco"}
+_DEPTH = {"task": "depth"}
+_NORMAL = {"task": "normal", "patch_padding": 2}
 
+#: Every registered Sapiens v1 weight, ``arch.tag`` -> metadata. An architecture's first entry
+#: is its default (``get_pretrained_cfg("sapiens_1b")``).
+default_cfgs: dict[str, PretrainedCfg] = _generate({
+    # ---- Sapiens-0.3B
+    "sapiens_0_3b.pretrain_humans300m": _cfg(
+        "pretrain/checkpoints/sapiens_0.3b/sapiens_0.3b_epoch_1600_clean.pth", **_PRETRAIN),
+    "sapiens_0_3b.seg_goliath": _cfg(
+        "seg/checkpoints/sapiens_0.3b/sapiens_0.3b_goliath_best_goliath_mIoU_7673_epoch_194.pth",
+        **_SEG),
+    "sapiens_0_3b.pose_goliath": _cfg(
+        "pose/checkpoints/sapiens_0.3b/sapiens_0.3b_goliath_best_goliath_AP_573.pth",
+        **_GOLIATH308),
+    "sapiens_0_3b.pose_coco": _cfg(
+        "pose/checkpoints/sapiens_0.3b/sapiens_0.3b_coco_best_coco_AP_796.pth", **_COCO17),
+    "sapiens_0_3b.pose_coco_wholebody": _cfg(
+        "pose/checkpoints/sapiens_0.3b/sapiens_0.3b_coco_wholebody_best_coco_wholebody_AP_620.pth",
+        **_WHOLEBODY133),
+    "sapiens_0_3b.depth_render_people": _cfg(
+        "depth/checkpoints/sapiens_0.3b/sapiens_0.3b_render_people_epoch_100.pth", **_DEPTH),
+    "sapiens_0_3b.normal_render_people": _cfg(
+        "normal/checkpoints/sapiens_0.3b/sapiens_0.3b_normal_render_people_epoch_66.pth",
+        **_NORMAL),
+    # ---- Sapiens-0.6B
+    "sapiens_0_6b.pretrain_humans300m": _cfg(
+        "pretrain/checkpoints/sapiens_0.6b/sapiens_0.6b_epoch_1600_clean.pth", **_PRETRAIN),
+    "sapiens_0_6b.seg_goliath": _cfg(
+        "seg/checkpoints/sapiens_0.6b/sapiens_0.6b_goliath_best_goliath_mIoU_7777_epoch_178.pth",
+        **_SEG),
+    "sapiens_0_6b.pose_goliath": _cfg(
+        "pose/checkpoints/sapiens_0.6b/sapiens_0.6b_goliath_best_goliath_AP_609.pth",
+        **_GOLIATH308),
+    "sapiens_0_6b.pose_coco": _cfg(
+        "pose/checkpoints/sapiens_0.6b/sapiens_0.6b_coco_best_coco_AP_812.pth", **_COCO17),
+    "sapiens_0_6b.pose_coco_wholebody": _cfg(
+        "pose/checkpoints/sapiens_0.6b/sapiens_0.6b_coco_wholebody_best_coco_wholebody_AP_695.pth",
+        **_WHOLEBODY133),
+    "sapiens_0_6b.depth_render_people": _cfg(
+        "depth/checkpoints/sapiens_0.6b/sapiens_0.6b_render_people_epoch_70.pth", **_DEPTH),
+    "sapiens_0_6b.normal_render_people": _cfg(
+        "normal/checkpoints/sapiens_0.6b/sapiens_0.6b_normal_render_people_epoch_200.pth",
+        **_NORMAL),
+    # ---- Sapiens-1B
+    "sapiens_1b.pretrain_humans300m": _cfg(
+        "pretrain/checkpoints/sapiens_1b/sapiens_1b_epoch_173_clean.pth", **_PRETRAIN),
+    "sapiens_1b.seg_goliath": _cfg(
+        "seg/checkpoints/sapiens_1b/sapiens_1b_goliath_best_goliath_mIoU_7994_epoch_151.pth",
+        **_SEG),
+    "sapiens_1b.pose_goliath": _cfg(
+        "pose/checkpoints/sapiens_1b/sapiens_1b_goliath_best_goliath_AP_639.pth", **_GOLIATH308),
+    "sapiens_1b.pose_coco": _cfg(
+        "pose/checkpoints/sapiens_1b/sapiens_1b_coco_best_coco_AP_821.pth", **_COCO17),
+    "sapiens_1b.pose_coco_wholebody": _cfg(
+        "pose/checkpoints/sapiens_1b/sapiens_1b_coco_wholebody_best_coco_wholebody_AP_727.pth",
+        **_WHOLEBODY133),
+    "sapiens_1b.depth_render_people": _cfg(
+        "depth/checkpoints/sapiens_1b/sapiens_1b_render_people_epoch_88.pth", **_DEPTH),
+    "sapiens_1b.normal_render_people": _cfg(
+        "normal/checkpoints/sapiens_1b/sapiens_1b_normal_render_people_epoch_115.pth", **_NORMAL),
+    # ---- Sapiens-2B (no seg_goliath or pose_goliath entry)
+    "sapiens_2b.pretrain_humans300m": _cfg(
+        "pretrain/checkpoints/sapiens_2b/sapiens_2b_epoch_660_clean.pth", **_PRETRAIN),
+    "sapiens_2b.pose_coco": _cfg(
+        "pose/checkpoints/sapiens_2b/sapiens_2b_coco_best_coco_AP_822.pth", **_COCO17),
+    "sapiens_2b.pose_coco_wholebody": _cfg(
+        "pose/checkpoints/sapiens_2b/sapiens_2b_coco_wholebody_best_coco_wholebody_AP_745.pth",
+        **_WHOLEBODY133),
+    "sapiens_2b.depth_render_people": _cfg(
+        "depth/checkpoints/sapiens_2b/sapiens_2b_render_people_epoch_25.pth", **_DEPTH),
+    "sapiens_2b.normal_render_people": _cfg(
+        "normal/checkpoints/sapiens_2b/sapiens_2b_normal_render_people_epoch_70.pth", **_NORMAL),
+})
 
 def _create_sapiens(img_size: tuple[int, int], **kwargs: Any) -> SapiensViT:
     return SapiensViT(img_size=img_size, **kwargs)

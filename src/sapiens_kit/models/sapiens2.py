@@ -7,30 +7,17 @@ the class and register tokens removed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import timm
 import torch
+from timm.models.eva import EvaBlock
 from torch import nn
 
-from sapiens_kit.models._checkpoint import read_checkpoint, split_state_dict
-from sapiens_kit.models._pretrained import (
-    SAPIENS2_LICENSE,
-    PretrainedCfg,
-    WeightsError,
-    hub_download,
-    resolve_source,
-)
-from sapiens_kit.models._registry import (
-    get_pretrained_cfg,
-    is_registered_weights,
-    register_backbone,
-    register_pretrained,
-)
-
-log = logging.getLogger(__name__)
+from sapiens_kit.models._pretrained import SAPIENS2_LICENSE, PretrainedCfg
+from sapiens_kit.models._registry import register_backbone, register_family
+from sapiens_kit.models.backbone import BlockLayout, evenly_spaced_indices
 
 #: Kit name -> timm model name.
 TIMM_NAMES = {
@@ -42,8 +29,20 @@ TIMM_NAMES = {
 }
 
 
+@register_family
 class Sapiens2Backbone(nn.Module):
-    """A timm Sapiens2 encoder returning the last layer's normed patch features as a map."""
+    """A timm Sapiens2 encoder returning the last layer's normed patch features as a map.
+
+    Satisfies the :class:`~sapiens_kit.models.backbone.Backbone` contract; the timm model sits
+    under ``model.``, so its blocks are ``model.blocks.<i>``.
+    """
+
+    block_layout: ClassVar[BlockLayout] = BlockLayout(
+        blocks="model.blocks",
+        embeddings=("pos_embed", "patch_embed", "cls_token", "mask_token", "reg_token", "rope"),
+        no_weight_decay=("pos_embed", "cls_token", "reg_token", "mask_token"),
+        block_classes=(EvaBlock,),
+    )
 
     def __init__(
         self, timm_name: str, img_size: tuple[int, int], patch_padding: int = 0, **overrides: Any
@@ -84,58 +83,37 @@ class Sapiens2Backbone(nn.Module):
     @property
     def default_out_indices(self) -> tuple[int, ...]:
         """Four evenly spaced block indices for multi-level heads."""
-        depth = self.num_layers
-        return tuple(sorted({max(0, round(depth * f) - 1) for f in (0.25, 0.5, 0.75, 1.0)}))
+        return evenly_spaced_indices(self.num_layers)
 
-    def load_weights(self, weights: str) -> dict[str, torch.Tensor]:
-        """Load timm- or Meta-layout Sapiens2 weights strictly; returns any head weights."""
-        cfg: PretrainedCfg | None = None
-        if is_registered_weights(weights):
-            cfg = get_pretrained_cfg(weights)
-            path = hub_download(str(cfg.hf_hub_id), str(cfg.hf_hub_filename))
-        else:
-            path = resolve_source(weights)
-        backbone_sd, head_sd = split_state_dict(read_checkpoint(path))
-        try:
-            self.load_state_dict_strict(backbone_sd)
-        except WeightsError as err:
-            raise WeightsError(f"{path}: {err}") from None
-        return head_sd
-
-    def load_state_dict_strict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        """Load a backbone state dict, mapping Meta's layout with timm's own filter."""
+    def filter_checkpoint(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """timm or Meta layout (with or without this wrapper's ``model.``) -> this module's names,
+        mapped with timm's own Eva filter and without a classifier head."""
         from timm.models.eva import checkpoint_filter_fn
 
         own = self.model.state_dict()
         sd = {k.removeprefix("model."): v for k, v in state_dict.items()}
         if not set(own) <= set(sd):
             sd = checkpoint_filter_fn(sd, self.model)
-        sd = {k: v for k, v in sd.items() if not k.startswith(("head.", "fc_norm."))}
-        missing = sorted(set(own) - set(sd))
-        unexpected = sorted(set(sd) - set(own))
-        bad_shapes = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-        if missing or unexpected or bad_shapes:
-            raise WeightsError(
-                "checkpoint does not match the Sapiens2 architecture "
-                f"{self.timm_name}: missing {missing[:8]}, unexpected {unexpected[:8]}, "
-                f"shape mismatch {bad_shapes[:5]}"
-            )
-        self.model.load_state_dict(sd, strict=True)
+        return {f"model.{k}": v for k, v in sd.items() if not k.startswith(("head.", "fc_norm."))}
 
 
-def _cfgs() -> dict[str, PretrainedCfg]:
-    return {
-        f"{name}.fb": PretrainedCfg(
-            arch=name, tag="fb", hf_hub_id=f"timm/{timm_name}.fb",
-            hf_hub_filename="model.safetensors", license=SAPIENS2_LICENSE,
-            paper="arXiv:2604.21681", origin_url="https://github.com/facebookresearch/sapiens2",
-        )
-        for name, timm_name in TIMM_NAMES.items()
-    }
+_SAPIENS2 = {"hf_hub_filename": "model.safetensors", "license": SAPIENS2_LICENSE,
+             "paper": "arXiv:2604.21681", "origin_url": "https://github.com/facebookresearch/sapiens2"}
 
-
-default_cfgs = _cfgs()
-register_pretrained(default_cfgs)
+#: Every registered Sapiens2 weight (timm's Hub copies of Meta's release), ``arch.tag`` -> metadata.
+default_cfgs: dict[str, PretrainedCfg] = {
+    "sapiens2_0_1b.fb": PretrainedCfg(
+        arch="sapiens2_0_1b", tag="fb", hf_hub_id="timm/vit_base_patch16_sapiens2.fb", **_SAPIENS2),
+    "sapiens2_0_4b.fb": PretrainedCfg(
+        arch="sapiens2_0_4b", tag="fb", hf_hub_id="timm/vit_large_patch16_sapiens2.fb",
+        **_SAPIENS2),
+    "sapiens2_0_8b.fb": PretrainedCfg(
+        arch="sapiens2_0_8b", tag="fb", hf_hub_id="timm/vit_huge_patch16_sapiens2.fb", **_SAPIENS2),
+    "sapiens2_1b.fb": PretrainedCfg(
+        arch="sapiens2_1b", tag="fb", hf_hub_id="timm/vit_giant_patch16_sapiens2.fb", **_SAPIENS2),
+    "sapiens2_5b.fb": PretrainedCfg(
+        arch="sapiens2_5b", tag="fb", hf_hub_id="timm/vit_5b_patch16_sapiens2.fb", **_SAPIENS2),
+}
 
 
 def _make(name: str, img_size: tuple[int, int], overrides: dict[str, Any]) -> Sapiens2Backbone:

@@ -16,11 +16,18 @@ import lightning as L
 import torch
 from torch import nn
 
+from sapiens_kit.finetune.freezing import check_freezing, freeze, unfreeze
 from sapiens_kit.finetune.lora import apply_lora, has_lora, merge_lora
 from sapiens_kit.finetune.state import rng_state, set_rng_state
-from sapiens_kit.models import create_backbone, get_pretrained_cfg
-from sapiens_kit.models._pretrained import WeightsError, WeightsUnavailableError
-from sapiens_kit.models._registry import is_registered_weights
+from sapiens_kit.models import (
+    SapiensModel,
+    WeightsError,
+    WeightsUnavailableError,
+    create_backbone,
+    get_pretrained_cfg,
+    is_registered_weights,
+    load_pretrained,
+)
 from sapiens_kit.tasks.hooks import TaskHooks
 from sapiens_kit.tasks.optim import (
     build_optimizer,
@@ -111,10 +118,9 @@ class BaseTask(TaskHooks, L.LightningModule):
         cfg = get_pretrained_cfg(hp.weights if hp.weights and is_registered_weights(hp.weights)
                                  else hp.backbone)
         # Plain floats, not buffers: FSDP mixed precision and bf16-true cast buffers, which
-        # would round 123.675 to 123.5 and shift every input.
+        # would round 123.675 to 123.5 and shift every input (see models/sapiens_model.py).
         self._norm = (tuple(float(m) * 255 for m in cfg.mean),
                       tuple(float(v) * 255 for v in cfg.std))
-        self._norm_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         if hp.weights:
             self._load_weights(hp.weights)
         if hp.get("lora"):
@@ -129,27 +135,18 @@ class BaseTask(TaskHooks, L.LightningModule):
 
     # ----------------------------------------------------------------- freezing
     def _configure_freezing(self) -> None:
+        """Freeze what ``freeze_backbone`` / ``freeze_blocks`` ask (see ``finetune/freezing``)."""
         hp = self.hparams
         blocks = int(hp.get("freeze_blocks") or 0)
         num_layers = self.backbone.num_layers
-        if not 0 <= blocks <= num_layers:
-            raise ValueError(f"model.freeze_blocks={blocks} is outside 0..{num_layers} (the "
-                             f"number of blocks of {hp.backbone})")
-        unfreeze = hp.get("unfreeze_at_epoch")
-        if unfreeze is not None and not (hp.freeze_backbone or blocks):
-            raise ValueError("model.unfreeze_at_epoch needs model.freeze_backbone=true or "
-                             "model.freeze_blocks=N: there is nothing frozen to unfreeze")
-        if unfreeze is not None and int(unfreeze) < 0:
-            raise ValueError(f"model.unfreeze_at_epoch must be >= 0, got {unfreeze}")
-        # What can ever train: everything, or with LoRA the adapters and the head.
-        self._trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        self._frozen: set[str] = set()
-        for name, param in self.named_parameters():
-            if not name.startswith("backbone.") or name not in self._trainable:
-                continue
-            if hp.freeze_backbone or (blocks and layer_id(name, num_layers) <= blocks):
-                param.requires_grad_(False)
-                self._frozen.add(name)
+        check_freezing(hp.freeze_backbone, blocks, hp.get("unfreeze_at_epoch"), num_layers,
+                       hp.backbone)
+        layout = self.backbone.block_layout
+        # What can ever train (everything, or with LoRA the adapters and the head), and what
+        # is frozen until ``unfreeze_at_epoch``.
+        self._trainable, self._frozen = freeze(
+            self.named_parameters(), hp.freeze_backbone, blocks,
+            lambda name: layer_id(name, num_layers, layout))
 
     def optimized_parameter_names(self) -> set[str]:
         """Parameters the optimizer holds: trainable now or after ``unfreeze_at_epoch``."""
@@ -158,29 +155,10 @@ class BaseTask(TaskHooks, L.LightningModule):
         return self._trainable - self._frozen
 
     def unfreeze_backbone(self) -> None:
-        """Make the parameters frozen by ``freeze_backbone`` / ``freeze_blocks`` trainable.
-
-        Under DDP the model is wrapped again, because DDP only synchronises the parameters that
-        required gradients when it was built.
-        """
-        if not self._frozen:
-            return
-        for name, param in self.named_parameters():
-            if name in self._frozen:
-                param.requires_grad_(True)
-        log.info("unfroze %d backbone tensors at epoch %d", len(self._frozen),
-                 self.current_epoch if self._trainer else -1)
+        """Make the parameters frozen by ``freeze_backbone`` / ``freeze_blocks`` trainable (and
+        re-wrap a DDP model, see ``finetune.freezing.unfreeze``)."""
+        unfreeze(self, self._frozen, self._trainer)
         self._frozen = set()
-        if self._trainer is None:
-            return
-        from lightning.pytorch.strategies import DDPStrategy
-        from torch.nn.parallel import DistributedDataParallel
-
-        strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy) and isinstance(strategy.model,
-                                                            DistributedDataParallel):
-            strategy.model = strategy._setup_model(strategy.model.module)
-            strategy._register_ddp_hooks()  # communication hooks, if any were configured
 
     #: Optimizer steps of the whole run, which the LR schedule spans (set when training starts).
     _schedule_steps: int = 1
@@ -223,7 +201,7 @@ class BaseTask(TaskHooks, L.LightningModule):
 
     def _load_weights(self, weights: str) -> None:
         try:
-            head_sd = self.backbone.load_weights(weights)
+            head_sd = load_pretrained(self.backbone, weights)
         except WeightsUnavailableError as err:
             if not self.hparams.allow_random_init:
                 raise
@@ -273,26 +251,32 @@ class BaseTask(TaskHooks, L.LightningModule):
 
     # ----------------------------------------------------------------- forward helpers
     @property
+    def torch_model(self) -> SapiensModel:
+        """normalise -> backbone -> head as a plain torch module sharing this task's ``backbone``
+        and ``head`` (not registered: the state-dict keys stay ``backbone.*`` and ``head.*``)."""
+        model = self.__dict__.get("_torch_model")
+        if model is None or model.backbone is not self.backbone or model.head is not self.head:
+            model = SapiensModel(self.backbone, self.head, *self._norm)
+            self.__dict__["_torch_model"] = model
+        return model
+
+    @property
     def pixel_mean(self) -> torch.Tensor:
         """Per-channel mean on the 0-255 scale, float32 ``(1, 3, 1, 1)``."""
-        return torch.tensor(self._norm[0], dtype=torch.float32).view(1, 3, 1, 1)
+        return self.torch_model.pixel_mean
 
     @property
     def pixel_std(self) -> torch.Tensor:
         """Per-channel standard deviation on the 0-255 scale, float32 ``(1, 3, 1, 1)``."""
-        return torch.tensor(self._norm[1], dtype=torch.float32).view(1, 3, 1, 1)
+        return self.torch_model.pixel_std
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float 0-255 RGB -> normalised float32 input."""
-        device = images.device
-        if device not in self._norm_on:
-            self._norm_on[device] = (self.pixel_mean.to(device), self.pixel_std.to(device))
-        mean, std = self._norm_on[device]
-        return (images.float() - mean) / std
+        return self.torch_model.normalize(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw head output for uint8 images ``(B, 3, H, W)``."""
-        return self.head(self.backbone(self.normalize(images)))
+        return self.torch_model(images)
 
     def log_computed(self, metrics: dict[str, Any], prog_bar: Sequence[str] = ()) -> None:
         """Log epoch results of a torchmetrics ``compute()``.
@@ -377,6 +361,7 @@ class BaseTask(TaskHooks, L.LightningModule):
         groups = param_groups(
             self.named_parameters(), self.backbone.num_layers, hp.lr, hp.weight_decay,
             hp.layer_decay, include=self.optimized_parameter_names(), ndims=self._param_ndims,
+            layout=self.backbone.block_layout,
         )
         if not groups:
             raise ValueError("nothing to optimise: every parameter is frozen")

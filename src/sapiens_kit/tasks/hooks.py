@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from sapiens_kit.media import Picture
-    from sapiens_kit.models._pretrained import PretrainedCfg
+    from sapiens_kit.models import PretrainedCfg
 
 
 class CardInfo(NamedTuple):

@@ -6,6 +6,10 @@ everything else (the final norm and the head) is layer ``L + 1``; the LR of laye
 ``base_lr * rate ** (L + 1 - id)``. 1-D parameters, biases and position embeddings get no weight
 decay (nor the class/register tokens Sapiens2 has; v1 task models have none).
 
+Which names are blocks, embeddings and tokens is the backbone family's declaration
+(``block_layout``, see ``models/backbone.py``); without one given, every registered family's
+layout is tried.
+
 timm's ``param_groups_layer_decay`` applies the same rule to one timm model through its
 ``group_matcher``; the task needs backbone and head in one numbering, keeps parameters that are
 only frozen for a while (so they can be unfrozen without rebuilding the optimizer) and must see
@@ -24,13 +28,13 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from sapiens_kit.models import BlockLayout, block_layouts
+
 log = logging.getLogger(__name__)
 
 #: LR schedules after warm-up (``model.schedule``).
 SCHEDULES = ("poly", "cosine", "multistep", "constant")
-_BLOCK = re.compile(r"^backbone\.(?:model\.)?blocks\.(\d+)\.")
-_EMBED = ("pos_embed", "patch_embed", "cls_token", "mask_token", "reg_token", "rope")
-_TOKENS = ("pos_embed", "cls_token", "reg_token", "mask_token")
+_BACKBONE = "backbone."
 #: Wrapper segments FSDP / activation checkpointing insert into parameter names.
 _WRAPPERS = re.compile(r"(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.")
 
@@ -40,21 +44,37 @@ def clean_name(name: str) -> str:
     return _WRAPPERS.sub("", name)
 
 
-def layer_id(name: str, num_layers: int) -> int:
-    """Official layer id of a task parameter named ``backbone.*`` or ``head.*``."""
+def _layouts(layout: BlockLayout | None) -> list[BlockLayout]:
+    return [layout] if layout is not None else block_layouts()
+
+
+def layer_id(name: str, num_layers: int, layout: BlockLayout | None = None) -> int:
+    """Official layer id of a task parameter named ``backbone.*`` or ``head.*``.
+
+    Args:
+        name: The task's parameter name (wrapper segments are ignored).
+        num_layers: Number of blocks ``L``.
+        layout: The backbone's ``block_layout``; ``None``: any registered family's.
+    """
     name = clean_name(name)
-    match = _BLOCK.match(name)
-    if match:
-        return int(match.group(1)) + 1
-    if name.startswith("backbone.") and any(tok in name for tok in _EMBED):
+    if not name.startswith(_BACKBONE):
+        return num_layers + 1
+    inner = name.removeprefix(_BACKBONE)
+    layouts = _layouts(layout)
+    for lay in layouts:
+        index = lay.block_index(inner)
+        if index is not None:
+            return index + 1
+    if any(lay.is_embedding(inner) for lay in layouts):
         return 0
     return num_layers + 1
 
 
-def no_weight_decay(name: str, ndim: int) -> bool:
+def no_weight_decay(name: str, ndim: int, layout: BlockLayout | None = None) -> bool:
     """Whether the official recipe exempts a parameter with ``ndim`` dimensions (as built, not as
-    a wrapper may have flattened it) from weight decay."""
-    return ndim <= 1 or name.endswith(".bias") or any(t in name for t in _TOKENS)
+    a wrapper may have flattened it) from weight decay: 1-D, biases, position embedding, tokens."""
+    return ndim <= 1 or name.endswith(".bias") or any(
+        lay.skips_weight_decay(name) for lay in _layouts(layout))
 
 
 def param_groups(
@@ -65,6 +85,7 @@ def param_groups(
     layer_decay: float | None,
     include: set[str] | None = None,
     ndims: Mapping[str, int] | None = None,
+    layout: BlockLayout | None = None,
 ) -> list[dict[str, Any]]:
     """Group parameters by (layer id, decay) with their scaled learning rates.
 
@@ -78,14 +99,15 @@ def param_groups(
         ndims: Each parameter's number of dimensions before wrapping, by clean name. Needed
             once FSDP has sharded the model: its parameters are then flat 1-D views, which
             would otherwise all be exempted from weight decay.
+        layout: The backbone's ``block_layout``; ``None``: any registered family's.
     """
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for raw_name, param in named_params:
         name = clean_name(raw_name)
         if (name not in include) if include is not None else not param.requires_grad:
             continue
-        lid = layer_id(name, num_layers) if layer_decay else num_layers + 1
-        skip = no_weight_decay(name, ndims[name] if ndims is not None else param.ndim)
+        lid = layer_id(name, num_layers, layout) if layer_decay else num_layers + 1
+        skip = no_weight_decay(name, ndims[name] if ndims is not None else param.ndim, layout)
         scale = layer_decay ** (num_layers + 1 - lid) if layer_decay else 1.0
         group = groups.setdefault(
             (lid, skip),

@@ -27,7 +27,7 @@ from sapiens_kit.utils.config import asset_path
 from sapiens_kit.visualize import draw_instances, draw_pose, hstack
 
 if TYPE_CHECKING:
-    from sapiens_kit.models._pretrained import PretrainedCfg
+    from sapiens_kit.models import PretrainedCfg
 
 log = logging.getLogger(__name__)
 

@@ -136,7 +136,7 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
     """
     import torch
 
-    from sapiens_kit.models._checkpoint import is_sharded_checkpoint, sharded_checkpoint_message
+    from sapiens_kit.models import is_sharded_checkpoint, sharded_checkpoint_message
 
     path = Path(ckpt)
     if is_sharded_checkpoint(path):

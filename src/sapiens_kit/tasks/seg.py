@@ -24,7 +24,7 @@ from sapiens_kit.utils.config import asset_path
 from sapiens_kit.visualize import hstack, overlay_mask
 
 if TYPE_CHECKING:
-    from sapiens_kit.models._pretrained import PretrainedCfg
+    from sapiens_kit.models import PretrainedCfg
 
 
 class SegmentationTask(BaseTask):
