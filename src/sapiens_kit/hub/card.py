@@ -49,8 +49,7 @@ LICENSE_TEXT = {
 
 def _base_cfg(hparams: Mapping[str, Any]) -> Any:
     """The registry entry of the weights the backbone descends from, else ``None``."""
-    from sapiens_kit.models import get_pretrained_cfg
-    from sapiens_kit.models import is_registered_weights
+    from sapiens_kit.models import get_pretrained_cfg, is_registered_weights
 
     start = hparams.get("weights")
     name = start if isinstance(start, str) and is_registered_weights(start) else hparams["backbone"]
