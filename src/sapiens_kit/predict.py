@@ -162,14 +162,15 @@ def task_from_weights(cfg: DictConfig) -> Any:
     from hydra.utils import instantiate
 
     from sapiens_kit.hub import from_pretrained, model_file, read_task_metadata
-    from sapiens_kit.models import get_pretrained_cfg, is_registered_weights
+    from sapiens_kit.models import get_pretrained_cfg, parse_weights
 
     weights, task = str(cfg.weights), requested_task(cfg)
-    registered = is_registered_weights(weights)
-    if not registered and (weights.startswith("hf-hub:") or weights.endswith(".safetensors")
-                           or Path(weights).expanduser().is_dir()):
-        if read_task_metadata(model_file(weights)) is not None:
-            return from_pretrained(weights, task)
+    spec = parse_weights(weights)
+    registered = spec is not None and spec.kind == "registered"
+    shared = spec is not None and (spec.kind == "hf-hub" or (
+        spec.path is not None and (spec.path.suffix == ".safetensors" or spec.path.is_dir())))
+    if shared and read_task_metadata(model_file(weights)) is not None:
+        return from_pretrained(weights, task)
     if task is None:
         raise UserError(f"weights={weights} is not a sapiens_kit model file: say which task it "
                         f"was trained for with task=<{'|'.join(task_keys())}>")

@@ -95,20 +95,14 @@ def model_file(spec: str | Path) -> Path:
     ``hf-hub:`` specs are looked up in the Hugging Face cache first and downloaded only when
     missing (never with ``HF_HUB_OFFLINE=1``).
     """
-    from sapiens_kit.models import hub_download, parse_hf_hub
+    from sapiens_kit.models import parse_weights, resolve_source
 
-    text = str(spec)
-    if text.startswith("hf-hub:"):
-        body = text.removeprefix("hf-hub:").strip("/")
-        if body.count("/") == 1:
-            return hub_download(body, MODEL_FILE)
-        return hub_download(*parse_hf_hub(text))
-    path = Path(text).expanduser()
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.is_file():
-        raise UserError(f"{path}: model file does not exist")
-    return path
+    parsed = parse_weights(spec if isinstance(spec, Path) else str(spec))
+    if parsed is not None and parsed.kind == "file" and parsed.path is not None:
+        path = parsed.path / MODEL_FILE if parsed.path.is_dir() else parsed.path
+        if not path.is_file():
+            raise UserError(f"{path}: model file does not exist")
+    return resolve_source(parsed if parsed is not None else str(spec), repo_file=MODEL_FILE)
 
 
 def from_pretrained(spec: str | Path, task: str | None = None, **overrides: Any) -> Any:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sapiens_kit.data.targets import DenseTarget, get_target
 from sapiens_kit.media import Picture, caption, resize_for_display, to_rgb
 from sapiens_kit.tasks.base import BaseTask
 from sapiens_kit.visualize import hstack
@@ -52,8 +53,9 @@ class DenseTask(BaseTask):
     """Base of :class:`DepthTask` and :class:`NormalTask`.
 
     Subclasses name their target (``target_key``), build the head, define :meth:`loss` and
-    :meth:`to_output` (raw head output at the image size -> what is saved), :meth:`colorize`
-    and :meth:`display` (a raw head output as what :meth:`colorize` takes).
+    :meth:`to_output` (raw head output at the image size -> what is saved) and :meth:`display`
+    (a raw head output as what the target's colour map takes); the colour map, file formats and
+    flip rules come from the registered target object of ``target_key``.
     """
 
     #: Batch key of the target, and the suffix of the saved files.
@@ -70,10 +72,15 @@ class DenseTask(BaseTask):
         """One image's ``(1, C, H, W)`` head output at its size -> the saved prediction."""
         raise NotImplementedError
 
-    @staticmethod
-    def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
-        """An RGB uint8 picture of one prediction."""
-        raise NotImplementedError
+    @property
+    def dense_target(self) -> DenseTarget:
+        """The target object of ``target_key`` (file formats, flips, colour map; see
+        :mod:`sapiens_kit.data.targets`)."""
+        return get_target(self.target_key)
+
+    def colorize(self, values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
+        """An RGB uint8 picture of one prediction: the target's colour map."""
+        return self.dense_target.colorize(values, foreground)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """The loss at the training crop size."""
@@ -106,7 +113,7 @@ class DenseTask(BaseTask):
                         **options: Any) -> Any:
         """Images stretched to the model size, with optional foreground masks from ``mask_dir``
         (``<stem>.png``, ``<stem>_mask.png`` from a seg run, or ``<stem>.npy``)."""
-        from sapiens_kit.data.datasets.dense_folder import ForegroundImageList
+        from sapiens_kit.data.datasets.predict_inputs import ForegroundImageList
 
         if options:
             log.warning("%s prediction ignores options %s", self.target_key, sorted(options))

@@ -14,7 +14,6 @@ from sapiens_kit.metrics.depth import DEPTH_METRICS, Alignment, DepthMetrics
 from sapiens_kit.models.heads.depth import DepthHead
 from sapiens_kit.tasks.dense import DenseTask, dense_demo_data
 from sapiens_kit.tasks.hooks import CardInfo
-from sapiens_kit.visualize import colorize_depth
 
 
 class DepthTask(DenseTask):
@@ -68,11 +67,6 @@ class DepthTask(DenseTask):
     def to_output(self, pred: torch.Tensor) -> torch.Tensor:
         """Depth ``(H, W)`` in model units (normalised relative depth, larger = farther)."""
         return pred[0, 0]
-
-    @staticmethod
-    def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
-        """Depth as a colour map over the foreground."""
-        return colorize_depth(values, foreground)
 
     def display(self, pred: torch.Tensor) -> np.ndarray:
         """The single channel as an ``(H, W)`` array."""

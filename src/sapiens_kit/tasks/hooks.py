@@ -97,7 +97,7 @@ class TaskHooks:
         "orig_size"}}``; tasks with other needs (pose boxes, depth foregrounds) override this.
         ``options`` are the app's task inputs (``bboxes=``, ``mask_dir=``).
         """
-        from sapiens_kit.data.datasets.image_folder import ImageListDataset
+        from sapiens_kit.data.datasets.predict_inputs import ImageListDataset
 
         return ImageListDataset(images, self.img_size)
 

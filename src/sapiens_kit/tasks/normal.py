@@ -15,7 +15,6 @@ from sapiens_kit.metrics.normal import NormalMetrics
 from sapiens_kit.models.heads.normal import NormalHead, normalize_normals
 from sapiens_kit.tasks.dense import DenseTask, dense_demo_data
 from sapiens_kit.tasks.hooks import CardInfo
-from sapiens_kit.visualize import colorize_normals
 
 
 class NormalTask(DenseTask):
@@ -62,11 +61,6 @@ class NormalTask(DenseTask):
     def to_output(self, pred: torch.Tensor) -> torch.Tensor:
         """Unit normals ``(H, W, 3)``."""
         return normalize_normals(pred)[0].permute(1, 2, 0)
-
-    @staticmethod
-    def colorize(values: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
-        """Normals as RGB over the foreground."""
-        return colorize_normals(values, foreground)
 
     def display(self, pred: torch.Tensor) -> np.ndarray:
         """Unit normals ``(H, W, 3)``."""

@@ -208,7 +208,7 @@ class PoseTask(BaseTask):
     def predict_dataset(self, images: list[Path], **options: Any) -> Any:
         """Top-down crops for image files: ``bboxes=<file>`` (see :class:`PersonCrops`) or,
         without boxes, the whole image as one person box."""
-        from sapiens_kit.data.datasets.coco_keypoints import PersonCrops
+        from sapiens_kit.data.datasets.predict_inputs import PersonCrops
 
         return PersonCrops(images, self.img_size, options.get("bboxes"),
                            float(options.get("bbox_score_thr", 0.0)))
