@@ -92,6 +92,11 @@ def save_task_checkpoint(task: object, path: str | Path) -> Path:
     return path
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (axis 1, the channel axis of a normal map) scaled to unit length."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def assert_same(a: Any, b: Any, where: str = "") -> None:
     """Exact (bitwise) equality of nested checkpoint content."""
     if isinstance(a, torch.Tensor):

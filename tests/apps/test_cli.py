@@ -75,6 +75,7 @@ def test_evaluate_prints_and_writes_metrics(trained: Path) -> None:
     assert "val/mIoU" in res.stdout
 
 
+@pytest.mark.slow  # builds the wheel with pip: run with `pytest -m slow`
 def test_wheel_ships_configs_and_demo(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True,

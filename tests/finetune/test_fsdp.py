@@ -32,6 +32,9 @@ from sapiens_kit.train import train
 from sapiens_kit.utils.cli import UserError, load_task
 from tests.helpers import REPO, run_cfg, write_mask_folder
 
+# Two training processes per run: run with `pytest -m slow`.
+pytestmark = pytest.mark.slow
+
 
 class CPUFSDPStrategy(FSDPStrategy):
     """Lightning's FSDP strategy with the CPU device handed to torch FSDP (test-only)."""

@@ -18,6 +18,9 @@ import torch
 from sapiens_kit.train import train
 from tests.helpers import REPO, compose_cfg, run_cfg, write_mask_folder
 
+# Two training processes plus a one-process reference per test: run with `pytest -m slow`.
+pytestmark = pytest.mark.slow
+
 
 class DumpWeights(L.Callback):
     """Writes ``rank<r>.pt`` (weights and synced metrics) when training ends, on every rank."""
