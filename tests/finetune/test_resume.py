@@ -80,7 +80,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
                            a["current_model_state"]["head.conv_seg.weight"])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+# With 2 DataLoader worker processes the run is slow (three runs that start workers).
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_mid_epoch_resume_with_augmentation_reproduces_the_uninterrupted_run(
     tmp_path: Path, workers: int
 ) -> None:
