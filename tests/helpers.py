@@ -1,12 +1,28 @@
-"""Test helpers: write state dicts the way Meta's checkpoints name their keys; tiny tasks and
-their checkpoints."""
+"""Plain helpers shared by the test modules (fixtures live in ``conftest.py``).
+
+Test modules import helpers from here and never from each other: state dicts named the way
+Meta's checkpoints name their keys, generated data folders, tiny tasks and their checkpoints,
+composed Hydra configs and short training runs.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
+import cv2
+import numpy as np
 import torch
+from omegaconf import DictConfig
+
+#: The repository checkout, and the shared data next to it (real COCO photos with labels).
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+COLOURS = ((0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 0))
 
 _TIMM_TO_META = (
     (r"^patch_embed\.proj\.", "patch_embed.projection."),
@@ -44,11 +60,16 @@ def meta_pretrain_state_dict(dim: int, depth: int, grid: int = 64) -> dict[str, 
     return sd
 
 
-def tiny_task(key: str, img_size: tuple[int, int] = (64, 48), **kwargs: object) -> object:
-    """A random ``sapiens_test`` task with a small head (no training), in eval mode."""
+def tiny_task(key: str, img_size: tuple[int, int] = (64, 48),
+              head: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A random ``sapiens_test`` task with a small head (no training), in eval mode.
+
+    The one tiny-task builder: tests that need another size, head or training mode pass
+    ``img_size``/``head`` and call ``.train()`` on the result.
+    """
     from sapiens_kit.utils.cli import TASK_CLASSES, import_class
 
-    head = {"deconv_channels": [16], "conv_channels": [16]}
+    head = head if head is not None else {"deconv_channels": [16], "conv_channels": [16]}
     if key == "pose":
         kwargs.setdefault("keypoints", "coco17")
     if key == "seg":
@@ -69,3 +90,90 @@ def save_task_checkpoint(task: object, path: str | Path) -> Path:
                 "pytorch-lightning_version": lightning.__version__,
                 "sapiens_kit": {"task_class": f"{cls.__module__}.{cls.__qualname__}"}}, path)
     return path
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (axis 1, the channel axis of a normal map) scaled to unit length."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def assert_same(a: Any, b: Any, where: str = "") -> None:
+    """Exact (bitwise) equality of nested checkpoint content."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def write_mask_folder(root: Path, n: int = 4, size: tuple[int, int] = (40, 30),
+                      num_classes: int = 3, seed: int = 0) -> Path:
+    """Seeded random images with blob masks in the mask-folder layout."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        h, w = size[0] + 2 * i, size[1] + i
+        img = rng.integers(90, 170, (h, w, 3), dtype=np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        for c in range(1, num_classes):
+            y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+            mask[y : y + 8, x : x + 8] = c
+            img[y : y + 8, x : x + 8] = COLOURS[c % len(COLOURS)]
+        cv2.imwrite(str(root / "images" / f"img{i}.png"), img)
+        cv2.imwrite(str(root / "masks" / f"img{i}.png"), mask)
+    names = ["background"] + [f"part{c}" for c in range(1, num_classes)]
+    (root / "classes.json").write_text(json.dumps({"classes": names}))
+    return root
+
+
+def config_names(group: str) -> list[str]:
+    """The sorted option names of a packaged config group, e.g. ``config_names("task")``."""
+    from sapiens_kit.utils.config import CONFIG_DIR
+
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def compose_cfg(*overrides: str, out: Path | None = None,
+                config_name: str = "train") -> DictConfig:
+    """Compose a packaged config (``train``, ``predict``, ``evaluate``, ``export``) outside a
+    Hydra app.
+
+    ``paths.output_dir`` is made concrete: ``out`` when given, else a placeholder unless an
+    override already sets it (outside an app the default interpolates the Hydra run dir).
+    """
+    from hydra import compose, initialize_config_dir
+
+    from sapiens_kit.utils.config import CONFIG_DIR
+
+    extra: list[str] = []
+    if out is not None:
+        extra = [f"paths.output_dir={out}"]
+    elif not any(o.startswith("paths.output_dir=") for o in overrides):
+        extra = ["paths.output_dir=/tmp/unused"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=config_name, overrides=[*overrides, *extra])
+
+
+def predict_cfg(*overrides: str) -> DictConfig:
+    """The ``predict`` app's config on the CPU."""
+    return compose_cfg("accelerator=cpu", *overrides, config_name="predict")
+
+
+def run_cfg(root: Path, out: Path, *overrides: str) -> DictConfig:
+    """A short CPU seg run on sapiens_test: no logger, no overlays, no final re-validation."""
+    return compose_cfg(
+        "task=seg", "backbone=sapiens_test", "data=fake_seg", f"data.root={root}",
+        "img_size=[32,32]", "data.augment=false", "trainer=cpu", "trainer.max_epochs=2",
+        "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
+        "model.head.conv_channels=[8,8,8]", "test_after_fit=false", "num_overlays=0", "~logger",
+        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1", *overrides, out=out,
+    )

@@ -9,7 +9,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+from tests.helpers import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_notebooks_are_stripped() -> None:
@@ -18,6 +20,7 @@ def test_notebooks_are_stripped() -> None:
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
 
 
+@pytest.mark.slow  # one to two minutes each on a CPU: run with `pytest -m slow`
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")

@@ -11,7 +11,7 @@ import torch
 
 from sapiens_kit.data.datamodules import MaskFolderDataModule
 from sapiens_kit.data.resumable import ResumableLoader, SeededSamples
-from tests.conftest import write_mask_folder
+from tests.helpers import write_mask_folder
 
 
 def train_loader(root: Path, workers: int) -> Any:

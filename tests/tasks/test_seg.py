@@ -12,8 +12,7 @@ import torch
 
 from sapiens_kit.tasks import SegmentationTask
 from sapiens_kit.train import train
-from tests.conftest import SHARED_DATA, write_mask_folder
-from tests.test_configs import compose_cfg
+from tests.helpers import SHARED_DATA, compose_cfg, write_mask_folder
 
 
 def test_fast_dev_run(seg_folder: Path, tmp_path: Path) -> None:

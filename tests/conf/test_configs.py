@@ -5,26 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from sapiens_kit.utils.config import CONFIG_DIR
+from tests.helpers import REPO, compose_cfg, config_names
 
 CONF = Path(CONFIG_DIR)
-TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-BACKBONES = sorted(p.stem for p in (CONF / "backbone").glob("*.yaml"))
-
-
-def compose_cfg(*overrides: str, out: Path | None = None) -> DictConfig:
-    """Compose ``train.yaml`` outside a Hydra app (``paths.output_dir`` made concrete)."""
-    extra = [f"paths.output_dir={out}"] if out else ["paths.output_dir=/tmp/unused"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=[*overrides, *extra])
+TASKS = config_names("task")
+EXPERIMENTS = config_names("experiment")
+BACKBONES = config_names("backbone")
 
 
 def test_repo_conf_is_the_packaged_conf() -> None:
-    repo_conf = Path(__file__).resolve().parents[1] / "conf"
+    repo_conf = REPO / "conf"
     assert repo_conf.resolve() == CONF.resolve()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO as ROOT
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny seg run from a non-repository folder (the packaged conf must be found)."""
-    from tests.conftest import write_mask_folder
+    from tests.helpers import write_mask_folder
 
     tmp = tmp_path_factory.mktemp("cli")
     data = write_mask_folder(tmp / "data")
@@ -75,6 +75,7 @@ def test_evaluate_prints_and_writes_metrics(trained: Path) -> None:
     assert "val/mIoU" in res.stdout
 
 
+@pytest.mark.slow  # builds the wheel with pip: run with `pytest -m slow`
 def test_wheel_ships_configs_and_demo(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True,

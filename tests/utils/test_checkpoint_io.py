@@ -17,11 +17,8 @@ import torch
 
 from sapiens_kit.train import train
 from sapiens_kit.utils.checkpoint_io import PARTIAL_SUFFIX, AtomicCheckpointIO
-from tests.conftest import write_mask_folder
-from tests.test_finetune import run_cfg
-from tests.test_finetune_resume import assert_same
+from tests.helpers import REPO, assert_same, run_cfg, write_mask_folder
 
-REPO = Path(__file__).resolve().parents[1]
 COMMON = ("data.batch_size=1", "trainer.max_epochs=3", "model.lr=3e-3", "model.head.dropout=0.3")
 
 
@@ -61,7 +58,7 @@ def child(root: str, out: str, mode: str) -> None:
     """Entry point of the killed training process."""
     extra: tuple[str, ...] = ()
     if mode == "epoch":
-        extra = ("+callbacks.kill._target_=tests.test_reliability_checkpoint.KillAt",
+        extra = (f"+callbacks.kill._target_={__name__}.KillAt",
                  "+callbacks.kill.epoch=2", "+callbacks.kill.batch=1")
     else:
         _kill_during_save(nth_last=2)
@@ -69,7 +66,7 @@ def child(root: str, out: str, mode: str) -> None:
 
 
 def run_killed(root: Path, out: Path, mode: str) -> None:
-    code = (f"from tests.test_reliability_checkpoint import child; "
+    code = (f"from {__name__} import child; "
             f"child({str(root)!r}, {str(out)!r}, {mode!r})")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=300)

@@ -20,16 +20,14 @@ from sapiens_kit.models import create_backbone
 from sapiens_kit.tasks import SegmentationTask
 from sapiens_kit.tasks.optim import layer_id, lr_lambda, param_groups
 from sapiens_kit.train import train
-from tests.conftest import write_mask_folder
-from tests.test_configs import EXPERIMENTS, compose_cfg
+from tests.helpers import compose_cfg, config_names, run_cfg, tiny_task, write_mask_folder
 
 HEAD = {"deconv_channels": [8, 8, 8], "conv_channels": [8, 8, 8], "dropout": 0.0}
 
 
 def tiny(**kwargs: Any) -> SegmentationTask:
-    """A 2-block sapiens_test segmentation task at 32x32."""
-    return SegmentationTask(backbone="sapiens_test", img_size=(32, 32), num_classes=3, head=HEAD,
-                            **kwargs)
+    """A 2-block sapiens_test segmentation task at 32x32, in training mode."""
+    return tiny_task("seg", img_size=(32, 32), head=HEAD, **kwargs).train()
 
 
 def by_name(groups: list[dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
@@ -44,18 +42,6 @@ def trainable(task: L.LightningModule) -> set[str]:
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_mask_folder(tmp_path_factory.mktemp("ft") / "seg", n=4)
-
-
-def run_cfg(root: Path, out: Path, *overrides: str) -> Any:
-    """A short CPU seg run on sapiens_test: no logger, no overlays, no final re-validation."""
-    return compose_cfg(
-        "task=seg", "backbone=sapiens_test", "data=fake_seg", f"data.root={root}",
-        "img_size=[32,32]", "data.augment=false", "trainer=cpu", "trainer.max_epochs=2",
-        "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
-        "model.head.conv_channels=[8,8,8]", "test_after_fit=false", "num_overlays=0", "~logger",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
-        "trainer.log_every_n_steps=1", *overrides, out=out,
-    )
 
 
 # ------------------------------------------------------------------------------ layer decay
@@ -455,7 +441,7 @@ def test_trainer_presets(preset: str) -> None:
         assert t.precision == "bf16-mixed"
 
 
-RECIPES = [e for e in EXPERIMENTS if e.startswith(("seg_", "depth_", "normal_"))]
+RECIPES = [e for e in config_names("experiment") if e.startswith(("seg_", "depth_", "normal_"))]
 
 
 @pytest.mark.parametrize("experiment", RECIPES)

@@ -21,9 +21,7 @@ from sapiens_kit.data.reliability import (
 )
 from sapiens_kit.train import train
 from sapiens_kit.utils.config import asset_path
-from tests.conftest import write_mask_folder
-from tests.helpers import tiny_task
-from tests.test_finetune import run_cfg
+from tests.helpers import run_cfg, tiny_task, write_mask_folder
 
 
 def truncate(path: Path, keep: int = 60) -> None:

@@ -15,8 +15,9 @@ from sapiens_kit.data.datasets import CocoKeypoints, PersonCrops
 from sapiens_kit.data.io import DataFileError
 from sapiens_kit.data.transforms.pose import TopdownEvalTransform
 from sapiens_kit.utils.config import asset_path
+from tests.helpers import SHARED_DATA
 
-MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_wholebody_mini"
+MINI = SHARED_DATA / "coco_wholebody_mini"
 DEMO = Path(asset_path("demo_pose"))  # the same 4 photos and COCO-WholeBody labels, bundled
 
 

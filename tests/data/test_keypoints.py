@@ -16,8 +16,9 @@ from sapiens_kit.data.keypoints import (
     load_keypoint_set,
 )
 from sapiens_kit.visualize import draw_pose
+from tests.helpers import SHARED
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "goliath_keypoints.json"
+REFERENCE = SHARED / "reference" / "goliath_keypoints.json"
 
 
 @pytest.mark.parametrize(("name", "k", "links"), [("coco17", 17, 19),

@@ -13,8 +13,7 @@ import pytest
 from sapiens_kit.callbacks.wandb_media import WandbMediaCallback, batch_pictures
 from sapiens_kit.data import CocoKeypointDataModule, DenseFolderDataModule, MaskFolderDataModule
 from sapiens_kit.utils.config import asset_path
-from tests.conftest import write_mask_folder
-from tests.helpers import tiny_task
+from tests.helpers import compose_cfg, tiny_task, write_mask_folder
 
 SIZE = (64, 48)
 
@@ -167,8 +166,6 @@ def test_offline_wandb_run_holds_the_media(tmp_path: Path,
 
 def test_preset_composes_alone_and_in_a_list() -> None:
     from hydra.utils import instantiate
-
-    from tests.test_configs import compose_cfg
 
     cfg = compose_cfg("callbacks=wandb_media", "logger=wandb")
     callback = instantiate(cfg.callbacks.wandb_media)

@@ -35,7 +35,7 @@ from sapiens_kit.data.transforms.seg import SegEvalTransform
 
 #: The kit's own, clear exceptions (all ValueError subclasses that name the file).
 KIT_ERRORS = (DataFileError, ClassesFileError, KeypointSetError)
-#: A deeper (slower) run: SAPIENS_KIT_FUZZ_EXAMPLES=500 pytest tests/test_reliability_fuzz.py
+#: A deeper (slower) run: SAPIENS_KIT_FUZZ_EXAMPLES=500 pytest tests/data/test_fuzz.py
 FUZZ = settings(max_examples=int(os.environ.get("SAPIENS_KIT_FUZZ_EXAMPLES", 25)), deadline=None,
                 derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

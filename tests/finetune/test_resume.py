@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from sapiens_kit.train import train
-from tests.conftest import write_mask_folder
-from tests.test_finetune import run_cfg
+from tests.helpers import assert_same, run_cfg, write_mask_folder
 
 
 class CrashAtEpoch(L.Callback):
@@ -51,22 +50,6 @@ class RecordBatches(L.Callback):
                       for m, img in zip(batch["meta"], batch["image"], strict=True)]
 
 
-def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Exact (bitwise) equality of nested checkpoint content."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     root = write_mask_folder(tmp_path / "seg", n=4)
     # Shuffled batches of 1, dropout, accumulation, warm-up + poly, EMA, and a frozen backbone
@@ -79,7 +62,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     train(run_cfg(root, full, *common))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(run_cfg(root, broken, *common, "+callbacks.crash._target_="
-                      "tests.test_finetune_resume.CrashAtEpoch", "+callbacks.crash.epoch=2"))
+                      f"{__name__}.CrashAtEpoch", "+callbacks.crash.epoch=2"))
     interrupted = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
     assert (interrupted["epoch"], interrupted["global_step"]) == (1, 4)
     train(run_cfg(root, broken, *common, f"ckpt_path={broken / 'checkpoints' / 'last.ckpt'}"))
@@ -97,7 +80,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
                            a["current_model_state"]["head.conv_seg.weight"])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+# With 2 DataLoader worker processes the run is slow (three runs that start workers).
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_mid_epoch_resume_with_augmentation_reproduces_the_uninterrupted_run(
     tmp_path: Path, workers: int
 ) -> None:
@@ -112,16 +96,16 @@ def test_mid_epoch_resume_with_augmentation_reproduces_the_uninterrupted_run(
               "callbacks.last_checkpoint.every_n_epochs=null")
     full, broken = tmp_path / "full", tmp_path / "broken"
     _, objs = train(run_cfg(root, full, *common, "+callbacks.rec._target_="
-                            "tests.test_finetune_resume.RecordBatches"))
+                            f"{__name__}.RecordBatches"))
     seen_full = next(c for c in objs["trainer"].callbacks if isinstance(c, RecordBatches)).seen
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(run_cfg(root, broken, *common, "+callbacks.crash._target_="
-                      "tests.test_finetune_resume.CrashAtBatch", "+callbacks.crash.epoch=1",
+                      f"{__name__}.CrashAtBatch", "+callbacks.crash.epoch=1",
                       "+callbacks.crash.batch=5"))
     interrupted = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
     assert (interrupted["epoch"], interrupted["global_step"]) == (1, 5)  # 2 of epoch 1's steps
     _, objs = train(run_cfg(root, broken, *common, "+callbacks.rec._target_="
-                            "tests.test_finetune_resume.RecordBatches",
+                            f"{__name__}.RecordBatches",
                             f"ckpt_path={broken / 'checkpoints' / 'last.ckpt'}"))
     seen_resumed = next(c for c in objs["trainer"].callbacks
                         if isinstance(c, RecordBatches)).seen

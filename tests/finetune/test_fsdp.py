@@ -30,10 +30,10 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 from sapiens_kit.tasks import SegmentationTask
 from sapiens_kit.train import train
 from sapiens_kit.utils.cli import UserError, load_task
-from tests.conftest import write_mask_folder
-from tests.test_finetune import run_cfg
+from tests.helpers import REPO, run_cfg, write_mask_folder
 
-REPO = Path(__file__).resolve().parents[1]
+# Two training processes per run: run with `pytest -m slow`.
+pytestmark = pytest.mark.slow
 
 
 class CPUFSDPStrategy(FSDPStrategy):
@@ -89,8 +89,8 @@ def fsdp_args(root: Path, out: Path, *extra: str, precision: str = "32-true") ->
         "img_size=[32,32]", "data.augment=false", "data.batch_size=2", "trainer=fsdp",
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=null",
         "trainer.plugins=[{_target_: sapiens_kit.utils.checkpoint_io.AtomicCheckpointIO}, "
-        "{_target_: tests.test_finetune_fsdp.CPUFSDPPrecision, precision: " + precision + "}]",
-        "trainer.strategy._target_=tests.test_finetune_fsdp.CPUFSDPStrategy",
+        "{_target_: " + __name__ + ".CPUFSDPPrecision, precision: " + precision + "}]",
+        f"trainer.strategy._target_={__name__}.CPUFSDPStrategy",
         "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
         "model.head.conv_channels=[8,8,8]", "num_overlays=1",
         "+trainer.enable_progress_bar=false", *COMMON, *extra, f"hydra.run.dir={out}",
@@ -126,7 +126,7 @@ def test_two_process_fsdp_matches_one_process(tmp_path: Path, precision: str,
     out = tmp_path / "run"
     ckpt = (["model.grad_checkpointing=true", "model.head_checkpointing=true"] if checkpointing
             else [])
-    run_cli(fsdp_args(root, out, "+callbacks.shards._target_=tests.test_finetune_fsdp."
+    run_cli(fsdp_args(root, out, f"+callbacks.shards._target_={__name__}."
                       "RecordSharding", f"+callbacks.shards.dirpath={dumps}", *ckpt,
                       precision=precision), tmp_path)
 

@@ -19,8 +19,9 @@ from sapiens_kit.data.keypoints import load_keypoint_set
 from sapiens_kit.metrics import CocoKeypointMetric
 from sapiens_kit.metrics.pose import oks_nms, rescore
 from sapiens_kit.utils.config import asset_path
+from tests.helpers import SHARED_DATA
 
-MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_wholebody_mini"
+MINI = SHARED_DATA / "coco_wholebody_mini"
 DEMO = Path(asset_path("demo_pose"))
 
 

@@ -16,11 +16,10 @@ import pytest
 import torch
 
 from sapiens_kit.train import train
-from tests.conftest import write_mask_folder
-from tests.test_configs import compose_cfg
-from tests.test_finetune import run_cfg
+from tests.helpers import REPO, compose_cfg, run_cfg, write_mask_folder
 
-REPO = Path(__file__).resolve().parents[1]
+# Two training processes plus a one-process reference per test: run with `pytest -m slow`.
+pytestmark = pytest.mark.slow
 
 
 class DumpWeights(L.Callback):
@@ -65,7 +64,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
         "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
         "model.head.conv_channels=[8,8,8]", "test_after_fit=false", "num_overlays=1",
         "+trainer.enable_progress_bar=false", *COMMON,
-        "+callbacks.dump._target_=tests.test_finetune_ddp.DumpWeights",
+        f"+callbacks.dump._target_={__name__}.DumpWeights",
         f"+callbacks.dump.dirpath={dumps}", f"hydra.run.dir={out}",
     ]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -107,7 +107,7 @@ def test_load_back_from_hf_cache_offline(tmp_path: Path, hf_cache: Path) -> None
 
 def test_predict_with_hub_weights(tmp_path: Path, hf_cache: Path) -> None:
     from sapiens_kit.predict import predict
-    from tests.test_predict_video import predict_cfg
+    from tests.helpers import predict_cfg
 
     folder = Path(push_to_hub(run_folder(tmp_path, tiny_task("seg")), REPO,
                               local_dir=tmp_path / "up"))

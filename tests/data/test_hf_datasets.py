@@ -16,8 +16,7 @@ from sapiens_kit.data import HFDatasetDataModule
 from sapiens_kit.data.io import DataFileError
 from sapiens_kit.train import train
 from sapiens_kit.utils.config import asset_path
-from tests.conftest import write_mask_folder
-from tests.test_configs import compose_cfg
+from tests.helpers import compose_cfg, write_mask_folder
 
 SIZE = (64, 48)
 

@@ -9,30 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from sapiens_kit.tasks import PoseTask
 from sapiens_kit.train import train
 from sapiens_kit.utils.config import CONFIG_DIR, asset_path
-from tests.helpers import to_meta_keys
+from tests.helpers import SHARED_DATA, compose_cfg, tiny_task, to_meta_keys
 
-MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_wholebody_mini"
+MINI = SHARED_DATA / "coco_wholebody_mini"
 DEMO = Path(asset_path("demo_pose"))
 SMALL_HEAD = {"deconv_channels": [16, 16], "conv_channels": [16, 16]}
 
 
-def compose_cfg(*overrides: str) -> DictConfig:
-    """``train.yaml`` composed outside a Hydra app."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides),
-                       return_hydra_config=False)
-
-
 def small_task(**kwargs: object) -> PoseTask:
-    """A tiny PoseTask at 64x48."""
-    args = dict(backbone="sapiens_test", img_size=(64, 48), patch_padding=2, head=SMALL_HEAD,
-                keypoints="coco17")
-    return PoseTask(**{**args, **kwargs})
+    """A tiny PoseTask at 64x48 (coco17 unless ``keypoints`` is given), in training mode."""
+    return tiny_task("pose", patch_padding=2, head=SMALL_HEAD, **kwargs).train()
 
 
 def test_official_checkpoint_loads_strictly(tmp_path: Path,

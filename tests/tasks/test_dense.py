@@ -15,6 +15,7 @@ from sapiens_kit.data.collate import collate
 from sapiens_kit.tasks import DepthTask, NormalTask
 from sapiens_kit.train import train
 from sapiens_kit.utils.config import CONFIG_DIR
+from tests.helpers import compose_cfg
 
 METRICS = {
     "depth": ["val/rmse", "val/abs_rel", "val/sq_rel", "val/rmse_log", "val/delta1",
@@ -25,13 +26,12 @@ METRICS = {
 
 
 def _cfg(task: str, tmp_path: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[
+    return compose_cfg(
             f"task={task}", "backbone=sapiens_test", f"paths.output_dir={tmp_path / 'out'}",
             f"data.cache_dir={tmp_path / 'cache'}", "data.demo_size=[4,2]",
             "data.demo_image_size=[40,30]", "img_size=[64,48]", "trainer.accelerator=cpu",
             *overrides,
-        ])
+    )
 
 
 @pytest.mark.parametrize("task", ["depth", "normal"])

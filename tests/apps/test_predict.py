@@ -12,13 +12,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from sapiens_kit.predict import predict
 from sapiens_kit.utils.cli import UserError
-from sapiens_kit.utils.config import CONFIG_DIR
-from tests.helpers import save_task_checkpoint, tiny_task
+from tests.helpers import predict_cfg, save_task_checkpoint, tiny_task
 
 FRAMES, SIZE = 5, (48, 64)  # (H, W) of the test video
 
@@ -45,11 +42,6 @@ def read_frames(path: Path) -> list[np.ndarray]:
         frames.append(frame)
     cap.release()
     return frames
-
-
-def predict_cfg(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="predict", overrides=["accelerator=cpu", *overrides])
 
 
 @pytest.fixture(scope="module")
