@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sapiens_kit.utils.config import CONFIG_DIR
 from tests.helpers import REPO, compose_cfg, config_names
