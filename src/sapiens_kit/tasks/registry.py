@@ -43,7 +43,8 @@ def task_classes() -> dict[str, type[BaseTask]]:
     keeps it and a warning names the other; a class defined again under the same path (a
     re-executed module) replaces its earlier definition.
     """
-    import sapiens_kit.tasks  # noqa: F401  (the built-in tasks register on import)
+    # Importing this module ran ``sapiens_kit/tasks/__init__.py`` first, which imports every
+    # built-in task module: they are all subclasses by now.
     from sapiens_kit.tasks.base import BaseTask
 
     tasks: dict[str, type[BaseTask]] = {}
