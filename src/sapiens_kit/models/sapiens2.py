@@ -53,9 +53,10 @@ class Sapiens2Backbone(nn.Module):
                 f"patch_padding={patch_padding}: Sapiens2 backbones have no padded patch conv "
                 "(use model.patch_padding=0)"
             )
-        if "depth" in overrides and "num_kv_heads" not in overrides:
+        num_blocks = overrides.get("depth")  # ViT depth: the number of blocks
+        if num_blocks is not None and "num_kv_heads" not in overrides:
             heads = overrides.get("num_heads", 1)
-            overrides["num_kv_heads"] = (heads,) * int(overrides["depth"])
+            overrides["num_kv_heads"] = (heads,) * int(num_blocks)
         self.model = timm.create_model(
             timm_name, pretrained=False, num_classes=0, global_pool="", img_size=img_size,
             **overrides,
