@@ -1,8 +1,12 @@
 """Backbones, weights and heads.
 
-Importing this package imports every backbone family module, whose decorators register its
-classes, sizes and weights (timm's pattern); the registry itself imports no family.
+Importing this package imports every module of it, so each backbone family module's decorators
+register its classes, sizes and weights (timm's pattern) and a new family is one new file; the
+registry itself imports no family.
 """
+
+import importlib
+import pkgutil
 
 from sapiens_kit.models import sapiens, sapiens2  # noqa: F401  (registers the families)
 from sapiens_kit.models._builder import (
@@ -30,6 +34,10 @@ from sapiens_kit.models._registry import (
 )
 from sapiens_kit.models.backbone import Backbone, BlockLayout
 from sapiens_kit.models.sapiens_model import SapiensModel
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and not _module.ispkg:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "Backbone",
