@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from safetensors.torch import save_file
 
 from sapiens_kit.hub import from_pretrained
 from sapiens_kit.predict import build_task, predict
 from sapiens_kit.tasks.registry import load_task
-from sapiens_kit.utils.config import CONFIG_DIR, asset_path
+from sapiens_kit.utils.config import asset_path
+from tests.helpers import predict_cfg
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "format_0_1"
 RECORDS = sorted(FIXTURES.glob("*.json"))
@@ -80,11 +80,6 @@ def assert_weights(task: Any, state: dict[str, torch.Tensor]) -> None:
     assert set(got) == set(state)
     for name, value in state.items():
         assert torch.equal(got[name], value), name
-
-
-def predict_cfg(*overrides: str) -> Any:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="predict", overrides=["accelerator=cpu", *overrides])
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=[p.stem for p in RECORDS])
