@@ -17,10 +17,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-#: The repository checkout, and the shared data next to it (real COCO photos with labels).
+#: The repository checkout, and the real data bundled with the tests (COCO photos with their
+#: COCO-WholeBody labels and person masks; see tests/fixtures/data/README.md).
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data"
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = FIXTURES / "data"
+#: Facts about the official models, bundled with the tests (the Goliath keypoint definitions).
+REFERENCE_DIR = FIXTURES / "reference"
 
 COLOURS = ((0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 0))
 

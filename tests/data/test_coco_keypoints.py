@@ -23,9 +23,7 @@ DEMO = Path(asset_path("demo_pose"))  # the same 4 photos and COCO-WholeBody lab
 
 @pytest.fixture
 def mini() -> Path:
-    """The shared mini set (COCO-WholeBody and COCO-17 labels)."""
-    if not (MINI / "annotations_coco17.json").is_file():
-        pytest.skip(f"{MINI} is not available")
+    """The bundled mini set (COCO-WholeBody and COCO-17 labels)."""
     return MINI
 
 

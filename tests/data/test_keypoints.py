@@ -16,9 +16,9 @@ from sapiens_kit.data.keypoints import (
     load_keypoint_set,
 )
 from sapiens_kit.visualize import draw_pose
-from tests.helpers import SHARED
+from tests.helpers import REFERENCE_DIR
 
-REFERENCE = SHARED / "reference" / "goliath_keypoints.json"
+REFERENCE = REFERENCE_DIR / "goliath_keypoints.json"
 
 
 @pytest.mark.parametrize(("name", "k", "links"), [("coco17", 17, 19),
@@ -60,11 +60,10 @@ def test_wholebody_to_goliath_by_name() -> None:
     assert len(src) == 53
     mapping = dict(zip(src.tolist(), dst.tolist(), strict=True))
     assert mapping[wb.index("left_wrist")] == 62 and mapping[wb.index("right_wrist")] == 41
-    if REFERENCE.is_file():
-        ref = json.loads(REFERENCE.read_text())
-        assert mapping == {int(k): v for k, v in ref["coco_wholebody_to_goliath_mapping"].items()}
-        assert gol.flip_indices == ref["flip_indices"]
-        assert list(gol.sigmas) == ref["sigmas"]
+    ref = json.loads(REFERENCE.read_text())
+    assert mapping == {int(k): v for k, v in ref["coco_wholebody_to_goliath_mapping"].items()}
+    assert gol.flip_indices == ref["flip_indices"]
+    assert list(gol.sigmas) == ref["sigmas"]
     kps = np.random.default_rng(0).random((2, 133, 3)).astype(np.float32)
     out = convert_keypoints(kps, wb, gol)
     assert out.shape == (2, 308, 3)

@@ -87,8 +87,6 @@ def test_ground_truth_as_predictions_scores_one() -> None:
 
 
 def test_ground_truth_as_predictions_coco17() -> None:
-    if not (MINI / "annotations_coco17.json").is_file():
-        pytest.skip(f"{MINI} is not available")
     gt = ground_truth(MINI / "annotations_coco17.json", "coco17")
     metric = CocoKeypointMetric("coco17")
     feed(metric, gt)
@@ -98,8 +96,6 @@ def test_ground_truth_as_predictions_coco17() -> None:
 
 
 def test_perturbed_coco17_equals_pycocotools(tmp_path: Path) -> None:
-    if not (MINI / "annotations_coco17.json").is_file():
-        pytest.skip(f"{MINI} is not available")
     ann = MINI / "annotations_coco17.json"
     gt = ground_truth(ann, "coco17")
     metric = CocoKeypointMetric("coco17")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import torch
 
 from sapiens_kit.tasks import SegmentationTask
@@ -47,8 +46,6 @@ def test_train_validate_predict_on_generated_data(seg_folder: Path, tmp_path: Pa
     assert task.hparams.num_classes == 3 and task.class_names[1] == "part1"
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "coco_person_masks_mini").is_dir(),
-                    reason="shared data not present")
 def test_train_on_real_coco_person_masks(tmp_path: Path) -> None:
     root = SHARED_DATA / "coco_person_masks_mini"
     out = tmp_path / "out"
