@@ -71,6 +71,11 @@ def export(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     ``export_<format>.json``)."""
     if cfg.format not in FORMATS:
         raise UserError(f"unknown format '{cfg.format}' (choose from {', '.join(FORMATS)})")
+    if cfg.format == "onnx":
+        # An optional extra: checked before the checkpoint is read or any folder is made.
+        from sapiens_kit.utils.extras import require
+
+        require("ONNX export")
     path = out_dir / FORMATS[cfg.format]
     if path.exists() and not cfg.overwrite:
         raise UserError(f"{path}: already exists (pass overwrite=true)")

@@ -24,11 +24,15 @@ def register_resolvers() -> None:
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a ``{name: cfg}`` group (callbacks, loggers)."""
+    """Instantiate every ``_target_`` entry of a ``{name: cfg}`` group (callbacks, loggers);
+    a target that needs a missing optional package fails first, as one line."""
     from hydra.utils import instantiate
+
+    from sapiens_kit.utils.extras import check_targets
 
     if not cfg:
         return []
+    check_targets(cfg)
     return [instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
