@@ -49,7 +49,7 @@ class BaseTask(TaskHooks, L.LightningModule):
 
     Args:
         backbone: Registered backbone name (``sapiens_0_3b``, ``sapiens_test``, ...).
-        weights: ``None``, ``arch.tag``, a checkpoint path or ``hf-hub:...`` (see README).
+        weights: ``None``, ``arch.tag``, a checkpoint path or ``hf-hub:...`` (docs/weights.md).
         img_size: Model input ``(H, W)``; position embeddings are resampled to it.
         patch_padding: Patch-conv padding (official: 2 for pose/normal, 0 for seg/depth).
         backbone_overrides: Extra architecture arguments (e.g. ``drop_path_rate``).
