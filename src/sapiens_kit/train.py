@@ -52,7 +52,10 @@ def build(cfg: DictConfig) -> tuple[Any, Any, L.Trainer]:
     check_demo(cfg)
     datamodule = build_datamodule(cfg)
     model = instantiate(cfg.model, _convert_="all", **datamodule.task_kwargs())
+    from sapiens_kit.callbacks.checkpoints import RecordData
+
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    callbacks.append(RecordData(cfg.get("data")))  # evaluate without data= reads it back
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
@@ -66,9 +69,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Returns:
         ``(metrics, objects)``: final metrics and the datamodule/model/trainer used.
     """
+    from sapiens_kit.run_folder import claim_run_folder
+
     check_demo(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    # Before anything is written: refuses a folder holding earlier results (see run_folder).
+    claim_run_folder(out_dir, bool(cfg.get("overwrite")), cfg.get("ckpt_path"))
+    L.seed_everything(cfg.seed, workers=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
