@@ -49,7 +49,7 @@ class FinalCheckpoints(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Save what the run's checkpoint callbacks left missing."""
-        if trainer.fast_dev_run or trainer.interrupted:
+        if getattr(trainer, "fast_dev_run", False) or trainer.interrupted:
             return
         for callback in trainer.checkpoint_callbacks:
             if not isinstance(callback, ModelCheckpoint):
