@@ -50,25 +50,25 @@ def _launching_process() -> bool:
 
 
 def claim_run_folder(out_dir: str | Path, overwrite: bool, resume: str | None = None,
-                     clear: Sequence[str] = RESULTS) -> None:
+                     clear: Sequence[str] = RESULTS) -> list[Path]:
     """Make sure writing results into ``out_dir`` overwrites nothing by accident.
 
     Call it before anything is written. A folder holding results is refused with one line
     naming it, unless ``resume`` (``ckpt_path=``) is a checkpoint inside it, or ``overwrite`` is
-    set: then the old entries named in ``clear`` are removed first, so the folder ends up with
-    this run's results only.
+    set: then the old entries named in ``clear`` are returned, for :func:`remove_results` to
+    delete before the new results are written, so the folder ends up with this run's only.
 
     Raises:
         UserError: If the folder holds results and neither a resume nor ``overwrite`` allows it.
     """
     if not _launching_process():
-        return  # the processes a multi-GPU run starts: the first one has checked already
+        return []  # the processes a multi-GPU run starts: the first one has checked already
     out = Path(out_dir)
     found = existing_results(out)
     if not found:
-        return
+        return []
     if resume and _inside(Path(str(resume)), out):
-        return
+        return []
     if not overwrite:
         names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found)
         raise UserError(
@@ -76,15 +76,19 @@ def claim_run_folder(out_dir: str | Path, overwrite: bool, resume: str | None = 
             "paths.output_dir, pass overwrite=true to replace them, or resume that run with "
             f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"
         )
-    removed = existing_results(out, clear)
-    for path in removed:
+    return existing_results(out, clear)
+
+
+def remove_results(paths: Sequence[Path]) -> None:
+    """Delete the earlier results :func:`claim_run_folder` returned (``overwrite=true``)."""
+    for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        else:
+        elif path.exists() or path.is_symlink():
             path.unlink()
-    if removed:
-        log.warning("overwrite=true: removed the earlier results in %s (%s)", out,
-                    ", ".join(p.name for p in removed))
+    if paths:
+        log.warning("overwrite=true: removed the earlier results in %s (%s)", paths[0].parent,
+                    ", ".join(p.name for p in paths))
 
 
 def data_given_on_command_line() -> bool:
@@ -145,5 +149,6 @@ __all__ = [
     "data_given_on_command_line",
     "existing_results",
     "recorded_data",
+    "remove_results",
     "use_recorded_data",
 ]
