@@ -20,14 +20,21 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Validate ``cfg.ckpt`` on ``cfg.data``'s validation set; writes ``metrics.json``.
 
     The task (unless ``task=`` is given, then it is checked) and the input size come from the
-    checkpoint: the data is resized to the size the model was trained at.
+    checkpoint: the data is resized to the size the model was trained at. Without ``data=`` on
+    the command line, the data is the one the checkpoint's run recorded (its training data).
+    The output folder must not hold results yet (``overwrite=true`` replaces its metrics.json).
     """
+    from sapiens_kit.run_folder import claim_run_folder, use_recorded_data
+
+    out = Path(cfg.paths.output_dir)
+    # overwrite=true: metrics.json is replaced when the new one is written, nothing before.
+    claim_run_folder(out, bool(cfg.get("overwrite")), clear=())
     model = load_task(cfg.ckpt, requested_task(cfg))
+    use_recorded_data(cfg, cfg.ckpt)
     datamodule = build_datamodule(cfg, img_size=model.img_size)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.validate(model, datamodule=datamodule)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     log.info("Metrics written to %s", out / "metrics.json")

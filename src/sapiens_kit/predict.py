@@ -8,7 +8,8 @@ annotated ``<stem>_overlay.mp4``. A folder may hold images and videos; unreadabl
 are skipped and listed in ``summary.json``.
 
 Everything is written to a scratch folder beside ``output`` and moved into place only when the
-run succeeds, so an error leaves nothing half-written.
+run succeeds, so an error leaves nothing half-written; ``overwrite=true`` replaces a previous
+result set as a whole (old and new files are never mixed).
 """
 
 from __future__ import annotations
@@ -43,15 +44,10 @@ log = logging.getLogger("sapiens_kit")
 
 # ------------------------------------------------------------------------------ inputs
 def unreadable(path: Path) -> str | None:
-    """Why ``path`` cannot be read as an image (header check, no full decode), else ``None``."""
-    from PIL import Image
+    """Why ``path`` cannot be read as an image (header check, cut short), else ``None``."""
+    from sapiens_kit.data.io import image_problem
 
-    try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"
-    return None
+    return image_problem(path)
 
 
 def find_inputs(path: Path) -> tuple[list[Path], list[Path], list[dict[str, str]]]:
@@ -98,21 +94,42 @@ def find_images(path: Path) -> list[Path]:
 
 
 def check_output(output: Path, inputs: Path, overwrite: bool) -> None:
-    """Refuse to write into the input folder or over earlier results (unless ``overwrite``)."""
+    """Refuse to write into the input folder or over earlier results (unless ``overwrite``).
+
+    ``overwrite=true`` replaces a previous ``predict`` output as a whole, so it is only accepted
+    for a folder that is one (it holds a ``summary.json``): anything else could be deleted.
+    """
     in_dir = (inputs if inputs.is_dir() else inputs.parent).resolve()
     out = output.resolve()
     if out == in_dir or in_dir in out.parents:
         raise UserError(f"{output}: output must not be inside the input folder {in_dir}")
     if out.exists() and not out.is_dir():
         raise UserError(f"{output}: output exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{output}: output folder is not empty (pass overwrite=true)")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise UserError(f"{output}: output folder is not empty (pass overwrite=true to replace "
+                        "a previous predict output, or choose another output=)")
+    if not _is_prediction_output(out):
+        raise UserError(f"{output}: overwrite=true replaces a previous predict output as a "
+                        "whole, but this folder has no summary.json of one; choose another "
+                        "output= (or empty it yourself)")
+
+
+def _is_prediction_output(folder: Path) -> bool:
+    """Whether ``folder`` was written by ``predict`` (its ``summary.json`` names the task)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and "task" in summary and "skipped" in summary
 
 
 @contextmanager
 def staged_output(output: Path) -> Iterator[Path]:
-    """A scratch folder beside ``output`` whose contents replace ``output``'s on success and
-    which is removed (with any parent folders it needed) on error."""
+    """A scratch folder beside ``output`` that replaces ``output`` as a whole on success (old
+    and new files are never mixed) and which is removed (with any parent folders it needed) on
+    error, leaving ``output`` as it was."""
     output = output.resolve()
     created = [p for p in reversed(output.parents) if not p.exists()]
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -125,17 +142,17 @@ def staged_output(output: Path) -> Iterator[Path]:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
+    if output.is_dir() and not any(output.iterdir()):
+        output.rmdir()
     if not output.exists():
         stage.rename(output)
         return
-    for item in stage.iterdir():
-        target = output / item.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        item.rename(target)
-    stage.rmdir()
+    # Swap: the previous result set moves aside, the new one takes its name, the old one goes.
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
+    old.rmdir()
+    output.rename(old)
+    stage.rename(output)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------ the model

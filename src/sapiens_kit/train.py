@@ -49,10 +49,13 @@ def build(cfg: DictConfig) -> tuple[Any, Any, L.Trainer]:
     classes, keypoint set), which it reports through ``task_kwargs()``; it resizes to the task's
     ``img_size``.
     """
+    from sapiens_kit.callbacks.checkpoints import RecordData
+
     check_demo(cfg)
     datamodule = build_datamodule(cfg)
     model = instantiate(cfg.model, _convert_="all", **datamodule.task_kwargs())
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    callbacks.append(RecordData(cfg.get("data")))  # evaluate without data= reads it back
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
@@ -66,11 +69,17 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Returns:
         ``(metrics, objects)``: final metrics and the datamodule/model/trainer used.
     """
+    from sapiens_kit.run_folder import claim_run_folder, remove_results
+
     check_demo(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    # Before anything is written: refuses a folder holding earlier results (see run_folder);
+    # with overwrite=true they are removed once the run is built, before it writes any.
+    earlier = claim_run_folder(out_dir, bool(cfg.get("overwrite")), cfg.get("ckpt_path"))
+    L.seed_everything(cfg.seed, workers=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     datamodule, model, trainer = build(cfg)
+    remove_results(earlier)
     if trainer.is_global_zero:
         log.info("Outputs: %s", out_dir.resolve())
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

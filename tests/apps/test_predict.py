@@ -15,7 +15,7 @@ import pytest
 
 from sapiens_kit.predict import predict
 from sapiens_kit.utils.cli import UserError
-from tests.helpers import predict_cfg, save_task_checkpoint, tiny_task
+from tests.helpers import SHARED_DATA, predict_cfg, save_task_checkpoint, tiny_task
 
 FRAMES, SIZE = 5, (48, 64)  # (H, W) of the test video
 
@@ -146,15 +146,51 @@ def test_error_mid_run_leaves_nothing_behind(ckpts: dict[str, Path], tmp_path: P
         predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={video}",
                             "batch_size=2"), out)
     assert calls["n"] == 2 and not (tmp_path / "new").exists()
-    # An existing output folder keeps what it had.
+    # An earlier output folder keeps what it had.
     keep = tmp_path / "keep"
     keep.mkdir()
     (keep / "old.txt").write_text("x")
+    (keep / "summary.json").write_text('{"task": "SegmentationTask", "skipped": []}')
     calls["n"] = 0
     with pytest.raises(RuntimeError):
         predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={video}",
                             "batch_size=2", "overwrite=true"), keep)
-    assert [p.name for p in keep.iterdir()] == ["old.txt"] and no_scratch_left(tmp_path)
+    assert sorted(p.name for p in keep.iterdir()) == ["old.txt", "summary.json"]
+    assert no_scratch_left(tmp_path)
+
+
+def test_overwrite_replaces_the_previous_result_set_as_a_whole(ckpts: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    photos = sorted((SHARED_DATA / "coco_person_masks_mini" / "images").iterdir())[:2]
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, chosen in ((first, photos), (second, photos[1:])):
+        folder.mkdir()
+        for photo in chosen:
+            (folder / photo.name).write_bytes(photo.read_bytes())
+    out = tmp_path / "out"
+    predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={first}"), out)
+    assert {p.name for p in out.iterdir()} >= {f"{photos[0].stem}_mask.png", "summary.json"}
+    with pytest.raises(UserError, match="overwrite=true"):
+        predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={second}"), out)
+    written = predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={second}",
+                                  "overwrite=true"), out)
+    names = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert not any(n.startswith(photos[0].stem) for n in names)  # nothing left of the old set
+    assert sorted(p.name for p in written) == names and len(names) == 3  # mask, overlay, summary
+    assert json.loads((out / "summary.json").read_text())["images"] == 1
+    assert no_scratch_left(tmp_path)
+
+
+def test_overwrite_refuses_a_folder_that_is_no_predict_output(ckpts: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    photo = sorted((SHARED_DATA / "coco_person_masks_mini" / "images").iterdir())[0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(UserError, match=r"no summary\.json"):
+        predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={photo}",
+                            "overwrite=true"), mine)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
 def test_undecodable_video_is_one_error_line(ckpts: dict[str, Path], tmp_path: Path) -> None:

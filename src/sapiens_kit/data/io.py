@@ -28,11 +28,63 @@ class DataFileError(ValueError):
     """A data file is missing, unreadable or inconsistent with its partner files."""
 
 
+_JPEG_START, _JPEG_SCAN, _JPEG_END = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+_TAIL = 4096
+
+
+def incomplete_image(path: str | Path) -> str | None:
+    """Why the JPEG or PNG file at ``path`` is cut short, else ``None`` (other formats too).
+
+    Decoders don't say: OpenCV returns a truncated JPEG with its missing part grey. A complete
+    JPEG ends its last scan with an end-of-image marker, a PNG with its ``IEND`` chunk. Only the
+    file's tail is read, unless data follows the end marker (then the whole file is scanned:
+    inside a JPEG scan ``FF D9`` can only be that marker).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL))
+            tail = f.read()
+            if head.startswith(_JPEG_START):
+                if tail.rstrip(b"\x00\r\n ").endswith(_JPEG_END):
+                    return None
+                f.seek(0)
+                data = f.read()
+                scan = data.rfind(_JPEG_SCAN)
+                if scan < 0 or data.find(_JPEG_END, scan + 2) < 0:
+                    return "truncated JPEG (no end-of-image marker after its last scan)"
+            elif head.startswith(_PNG_START) and _PNG_END not in tail:
+                f.seek(0)
+                if f.read().rfind(_PNG_END) < 0:
+                    return "truncated PNG (no IEND chunk)"
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def image_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be used as an image (bad header, cut short), else ``None``; no full
+    decode, so a folder of inputs can be checked up front."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    return incomplete_image(path)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as ``(H, W, 3)`` uint8 RGB."""
+    """Read an image as ``(H, W, 3)`` uint8 RGB; a truncated JPEG/PNG is refused, not returned
+    half grey."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DataFileError(f"{path}: unreadable image (missing, truncated or not an image)")
+    if (reason := incomplete_image(path)) is not None:
+        raise DataFileError(f"{path}: unreadable image ({reason})")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
