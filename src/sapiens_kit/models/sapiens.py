@@ -315,7 +315,7 @@ def sapiens_test(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> S
 @register_backbone
 def sapiens_tiny(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
     """Small Sapiens-architecture model, no official weights: D=192, 6 layers, 3 heads
-    (about 2.7M parameters). The offline demos train it from random init, which Sapiens-0.3B
+    (about 2.8M parameters). The offline demos train it from random init, which Sapiens-0.3B
     cannot do visibly in minutes on a CPU."""
     return _arch((192, 6, 3), img_size, overrides)
 
