@@ -298,6 +298,7 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
         raise UserError("bboxes= is for image inputs; video frames use the whole frame as box")
     check_output(output, inputs, cfg.overwrite)
     task = build_task(cfg)
+    task.set_draw_options(**(cfg.get("draw") or {}))
     summary: dict[str, Any] = {"task": type(task).__name__, "images": len(images),
                                "skipped": skipped, "videos": []}
     with staged_output(output) as stage:

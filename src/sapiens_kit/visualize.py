@@ -46,6 +46,13 @@ def overlay_mask(
 
 
 # ------------------------------------------------------------------------------ pose
+def blend(image: np.ndarray, drawn: np.ndarray, alpha: float) -> np.ndarray:
+    """``drawn`` over ``image`` with opacity ``alpha`` (0: the photo, 1: the drawing)."""
+    alpha = min(max(float(alpha), 0.0), 1.0)
+    out = (1 - alpha) * image.astype(np.float32) + alpha * drawn.astype(np.float32)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def draw_pose(
     image: np.ndarray,
     keypoints: np.ndarray,
@@ -143,7 +150,8 @@ def task_palette(task: Any) -> Sequence[Sequence[int]]:
 
 def draw_prediction(
     image: np.ndarray, prediction: Mapping[str, Any] | Sequence[Mapping[str, Any]], task: Any,
-    side_by_side: bool = True, keypoint_threshold: float = 0.3,
+    side_by_side: bool = True, keypoint_threshold: float | None = None,
+    alpha: float | None = None,
 ) -> np.ndarray:
     """One picture of one image's prediction, whatever the task (its ``draw`` hook).
 
@@ -154,17 +162,20 @@ def draw_prediction(
         task: The task that made it.
         side_by_side: Depth and normals: the photo and the colour map side by side (else the
             colour map alone).
-        keypoint_threshold: Pose: keypoints scoring below this are not drawn.
+        keypoint_threshold: Pose: keypoints scoring below this are not drawn (``None``: the
+            task's default, 0.3).
+        alpha: Opacity of the drawing over the photo (``None``: the task's default).
 
     Returns:
         An RGB uint8 picture: a mask overlay, skeletons, or the colour map.
     """
     items = [prediction] if isinstance(prediction, Mapping) else list(prediction)
     return task.draw(image, items, side_by_side=side_by_side,  # type: ignore[no-any-return]
-                     keypoint_threshold=keypoint_threshold)
+                     keypoint_threshold=keypoint_threshold, alpha=alpha)
 
 
 __all__ = [
+    "blend",
     "colorize_depth",
     "colorize_mask",
     "colorize_normals",

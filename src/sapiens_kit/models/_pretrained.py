@@ -63,44 +63,83 @@ class PretrainedCfg:
         return f"{self.arch}.{self.tag}" if self.tag else self.arch
 
 
-def _offline_message(what: str) -> str:
+def _offline_message(repo_id: str, filename: str, reason: str) -> str:
+    """One line naming the requested file, where the cache looked and how to pass it instead."""
+    from huggingface_hub import constants
+
     return (
-        f"{what} is not in the local Hugging Face cache and could not be downloaded "
-        "(no network, or the hub refused). Download the file on a machine with access and pass "
-        "it as a local path, e.g. `weights=/path/to/sapiens_0.3b_epoch_1600_clean.pth`."
+        f"weights file '{filename}' of the Hugging Face repository '{repo_id}' is not in the "
+        f"local Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot be downloaded "
+        f"({reason}). Download it where the hub is reachable (`hf download {repo_id} {filename}`"
+        f", then copy the cache folder or set HF_HUB_CACHE) or pass the file as a local path: "
+        f"`model.weights=/path/to/{Path(filename).name}` (`weights=...` for predict)"
     )
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for no network (read now, not at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "on", "yes", "true")
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Quick TCP check of the hub endpoint, so offline machines fail in seconds, not retries."""
+    """One quick TCP check of the hub endpoint, so offline machines fail in seconds instead of
+    after the download retries.
+
+    The name lookup runs in a helper thread too: ``socket``'s timeout does not cover DNS, which
+    can hang for tens of seconds on a machine without network.
+    """
     import socket
+    import threading
     from urllib.parse import urlparse
 
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname or "", port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="sapiens-kit-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def cached_hub_file(repo_id: str, filename: str) -> Path | None:
+    """``repo_id/filename`` in the local Hugging Face cache (``HF_HUB_CACHE``), else ``None``.
+    Touches no network."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=constants.HF_HUB_CACHE)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
 def hub_download(repo_id: str, filename: str) -> Path:
-    """Return a local path for ``repo_id/filename``: the cache if present, else a download."""
+    """Return a local path for ``repo_id/filename``: the cache if present, else a download.
+
+    Offline (``HF_HUB_OFFLINE=1``, or the endpoint does not answer one short connection
+    attempt) this fails at once with :class:`WeightsUnavailableError` naming the file.
+    """
+    cached = cached_hub_file(repo_id, filename)
+    if cached is not None:
+        return cached
+    if hub_offline():
+        raise WeightsUnavailableError(_offline_message(repo_id, filename, "HF_HUB_OFFLINE is set"))
+    if not hub_reachable():
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        raise WeightsUnavailableError(
+            _offline_message(repo_id, filename, f"{endpoint} does not answer"))
     from huggingface_hub import hf_hub_download
 
-    try:
-        return Path(hf_hub_download(repo_id, filename, local_files_only=True))
-    except Exception:
-        pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if offline or not hub_reachable():
-        raise WeightsUnavailableError(_offline_message(f"hf-hub:{repo_id}/{filename}"))
     try:
         return Path(hf_hub_download(repo_id, filename))
     except Exception as err:  # network errors come in many classes; all mean "not available"
         raise WeightsUnavailableError(
-            _offline_message(f"hf-hub:{repo_id}/{filename}") + f" ({type(err).__name__})"
+            _offline_message(repo_id, filename, f"the hub answered {type(err).__name__}")
         ) from err
 
 
@@ -121,18 +160,25 @@ def fetch_registered(cfg: PretrainedCfg) -> Path:
     if cfg.file:
         return existing_file(Path(cfg.file))
     if cfg.hf_hub_id and cfg.hf_hub_filename:
-        return hub_download(cfg.hf_hub_id, cfg.hf_hub_filename)
+        try:
+            return hub_download(cfg.hf_hub_id, cfg.hf_hub_filename)
+        except WeightsUnavailableError as err:
+            raise WeightsUnavailableError(f"registered weights '{cfg.name}': {err}") from None
     if cfg.url:
         import torch.hub
 
+        dst = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
         try:
-            dst = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
             if not dst.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 torch.hub.download_url_to_file(cfg.url, str(dst), progress=True)
             return dst
         except Exception as err:
-            raise WeightsUnavailableError(_offline_message(cfg.url)) from err
+            raise WeightsUnavailableError(
+                f"weights file {cfg.url} is not in {dst.parent} and cannot be downloaded "
+                f"({type(err).__name__}): download it where the network is reachable and pass "
+                f"`model.weights=/path/to/{Path(cfg.url).name}`"
+            ) from err
     raise WeightsUnavailableError(f"registered weights '{cfg.name}' have no source")
 
 

@@ -312,5 +312,13 @@ def sapiens_test(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> S
     return _arch((32, 2, 2), img_size, overrides)
 
 
+@register_backbone
+def sapiens_tiny(img_size: tuple[int, int] = (1024, 768), **overrides: Any) -> SapiensViT:
+    """Small Sapiens-architecture model, no official weights: D=192, 6 layers, 3 heads
+    (about 2.8M parameters). The offline demos train it from random init, which Sapiens-0.3B
+    cannot do visibly in minutes on a CPU."""
+    return _arch((192, 6, 3), img_size, overrides)
+
+
 for _size in ("0.3b", "0.6b", "1b", "2b"):
     register_alias(f"sapiens_{_size}", f"sapiens_{_size.replace('.', '_')}")

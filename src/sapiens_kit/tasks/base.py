@@ -27,6 +27,7 @@ from sapiens_kit.models import (
     get_pretrained_cfg,
     is_registered_weights,
     load_pretrained,
+    resolve_source,
 )
 from sapiens_kit.tasks.hooks import TaskHooks
 from sapiens_kit.tasks.optim import (
@@ -38,6 +39,8 @@ from sapiens_kit.tasks.optim import (
 )
 
 log = logging.getLogger(__name__)
+
+_BANNER = "!" * 88
 
 
 class BaseTask(TaskHooks, L.LightningModule):
@@ -55,6 +58,10 @@ class BaseTask(TaskHooks, L.LightningModule):
         backbone_overrides: Extra architecture arguments (e.g. ``drop_path_rate``).
         allow_random_init: When registered weights cannot be found or downloaded, warn loudly and
             continue from random init instead of failing (used by the offline demo).
+        offline_fallback_backbone: With ``allow_random_init``, the registered backbone to train
+            instead when the weights are unavailable (the demos' small one, which learns from
+            random init in minutes on a CPU). ``None``: keep ``backbone``. The run then records
+            this backbone and ``weights=None``, so its checkpoint reloads as what was trained.
         freeze_backbone: Freeze the whole backbone (LoRA adapters included): train the head.
         freeze_blocks: Freeze the embeddings and the first N blocks.
         unfreeze_at_epoch: Unfreeze what ``freeze_backbone`` / ``freeze_blocks`` froze at the
@@ -83,6 +90,7 @@ class BaseTask(TaskHooks, L.LightningModule):
         patch_padding: int = 0,
         backbone_overrides: dict[str, Any] | None = None,
         allow_random_init: bool = False,
+        offline_fallback_backbone: str | None = None,
         freeze_backbone: bool = False,
         freeze_blocks: int = 0,
         unfreeze_at_epoch: int | None = None,
@@ -110,6 +118,8 @@ class BaseTask(TaskHooks, L.LightningModule):
     def configure_models(self) -> None:
         """Build backbone and head, then load weights (backbone and, when present, head)."""
         hp = self.hparams
+        if hp.weights and not self._weights_available(hp.weights):
+            self._fall_back_to_random_init()
         self.backbone = create_backbone(
             hp.backbone, img_size=self.img_size, patch_padding=hp.patch_padding,
             **(hp.backbone_overrides or {}),
@@ -199,19 +209,39 @@ class BaseTask(TaskHooks, L.LightningModule):
         rest = {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
         return {**backbone, **rest}
 
-    def _load_weights(self, weights: str) -> None:
+    def _weights_available(self, weights: str) -> bool:
+        """Whether ``weights`` can be had (cache, file or download); ``False`` only when they
+        are unavailable and ``allow_random_init`` lets the run go on without them."""
         try:
-            head_sd = load_pretrained(self.backbone, weights)
+            resolve_source(weights)
         except WeightsUnavailableError as err:
             if not self.hparams.allow_random_init:
                 raise
-            banner = "!" * 88
-            log.warning(
-                "\n%s\n  PRETRAINED WEIGHTS UNAVAILABLE: %s\n  Continuing from RANDOM "
-                "initialisation; results will be far from a fine-tuned Sapiens.\n%s",
-                banner, err, banner,
-            )
-            return
+            self._unavailable_reason = str(err)
+            return False
+        return True
+
+    def _fall_back_to_random_init(self) -> None:
+        """Say loudly that this run starts from random weights (and on which backbone), and
+        record what is actually trained in the hyperparameters the checkpoints store."""
+        hp = self.hparams
+        asked, fallback = hp.backbone, hp.get("offline_fallback_backbone")
+        if fallback and fallback != asked:
+            hp.backbone = fallback
+            what = (f"Training the small '{fallback}' backbone (Sapiens architecture, fewer and "
+                    f"narrower blocks) instead of '{asked}', so the demo learns visibly in minutes")
+        else:
+            what = f"Training '{asked}'"
+        log.warning(
+            "\n%s\n  STARTING FROM RANDOM WEIGHTS: %s could not be loaded.\n  %s from RANDOM "
+            "initialisation; results will be far from a fine-tuned Sapiens.\n  Why: %s\n%s",
+            _BANNER, hp.weights, what, self.__dict__.pop("_unavailable_reason", "unavailable"),
+            _BANNER,
+        )
+        hp.weights = None
+
+    def _load_weights(self, weights: str) -> None:
+        head_sd = load_pretrained(self.backbone, weights)
         if head_sd:
             self.load_head_weights(head_sd)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sapiens_kit.data.targets import DenseTarget, get_target
 from sapiens_kit.media import Picture, caption, resize_for_display, to_rgb
 from sapiens_kit.tasks.base import BaseTask
-from sapiens_kit.visualize import hstack
+from sapiens_kit.visualize import blend, hstack
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +156,17 @@ class DenseTask(BaseTask):
 
     def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
              **options: Any) -> np.ndarray:
-        """The photo and the colour map side by side (``side_by_side=False``: the map alone)."""
+        """The photo and the colour map side by side (``side_by_side=False``: the map alone;
+        ``alpha`` < 1 blends the map over the photo)."""
         pred = predictions[0]
         fg = pred.get("foreground")
         fg = None if fg is None else np.asarray(fg.cpu() if isinstance(fg, torch.Tensor) else fg)
         values = pred[self.target_key]
         values = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
         colour = self.colorize(values.astype(np.float32), fg)
+        alpha = float(self.draw_option(options, "alpha", 1.0))
+        if alpha < 1 and colour.shape == image.shape:
+            colour = blend(image, colour, alpha)
         return hstack([image, colour]) if options.get("side_by_side", True) else colour
 
     def media_pictures(self, batch: dict[str, Any], n: int,

@@ -15,6 +15,7 @@ modules only ever call these methods and read these attributes:
 ``predict_dataset(images)``    the prediction inputs for image files
 ``save_predictions(...)``      the prediction files
 ``draw(image, predictions)``   one picture of one image's predictions
+``set_draw_options(...)``      predict's ``draw.*`` options, read back with ``draw_option``
 ``media_pictures(batch, n)``   the W&B/TensorBoard pictures of a batch
 ``test_step``                  the test loop: the validation loop again
 =============================  ==============================================================
@@ -113,6 +114,19 @@ class TaskHooks:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- pictures
+    def set_draw_options(self, **options: Any) -> None:
+        """Drawing options for every later picture (predict's ``draw.keypoint_threshold``,
+        ``draw.alpha``); ``None`` values keep the task's default."""
+        self._draw_options = {k: v for k, v in options.items() if v is not None}
+
+    def draw_option(self, options: Mapping[str, Any], name: str, default: Any) -> Any:
+        """A drawing option: given to :meth:`draw`, else set with :meth:`set_draw_options`,
+        else the task's ``default``."""
+        value = options.get(name)
+        if value is None:
+            value = getattr(self, "_draw_options", {}).get(name)
+        return default if value is None else value
+
     def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
              **options: Any) -> np.ndarray:
         """One RGB uint8 picture of one image's predictions.
@@ -122,7 +136,9 @@ class TaskHooks:
             predictions: That image's ``predict_step`` items (one per person for pose, a
                 single item for the per-image tasks).
             **options: Drawing options a task understands (``side_by_side``,
-                ``keypoint_threshold``); others are ignored.
+                ``keypoint_threshold``, ``alpha``); others are ignored. Read them with
+                :meth:`draw_option`, so that ``None`` or a missing one falls back to
+                :meth:`set_draw_options` and then the task's default.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot draw its predictions")
 

@@ -24,7 +24,7 @@ from sapiens_kit.models.heads.heatmap import HeatmapHead
 from sapiens_kit.tasks.base import BaseTask
 from sapiens_kit.tasks.hooks import CardInfo
 from sapiens_kit.utils.config import asset_path
-from sapiens_kit.visualize import draw_instances, draw_pose, hstack
+from sapiens_kit.visualize import blend, draw_instances, draw_pose, hstack
 
 if TYPE_CHECKING:
     from sapiens_kit.models import PretrainedCfg
@@ -269,7 +269,7 @@ class PoseTask(BaseTask):
                 "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                               for x, y, s in kps],
             })
-        image = self.draw(image, preds)
+        image = self.draw(image, preds)  # with predict's draw.* options
         json_path = out_dir / f"{src.stem}_keypoints.json"
         overlay_path = out_dir / f"{src.stem}_overlay.jpg"
         json_path.write_text(json.dumps(record))
@@ -279,9 +279,12 @@ class PoseTask(BaseTask):
     # ------------------------------------------------------------------ pictures
     def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
              **options: Any) -> np.ndarray:
-        """Every person of the image: box and skeleton (``keypoint_threshold``, default 0.3)."""
-        return draw_instances(image, predictions, self.kset,
-                              float(options.get("keypoint_threshold", 0.3)))
+        """Every person of the image: box and skeleton (``keypoint_threshold``, default 0.3;
+        ``alpha``: opacity of the drawing, default 1)."""
+        threshold = float(self.draw_option(options, "keypoint_threshold", 0.3))
+        drawn = draw_instances(image, predictions, self.kset, threshold)
+        alpha = float(self.draw_option(options, "alpha", 1.0))
+        return drawn if alpha >= 1 else blend(image, drawn, alpha)
 
     def media_pictures(self, batch: dict[str, Any], n: int,
                        predict: bool = True) -> tuple[str, list[Picture]]:

@@ -122,7 +122,6 @@ class SegmentationTask(BaseTask):
     ) -> list[Path]:
         """Write ``<stem>_mask.png`` (class ids) and ``<stem>_overlay.jpg`` per image."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        palette = self.palette
         written: list[Path] = []
         for pred in (p for batch in batches or [] for p in batch):
             if limit is not None and len(written) >= 2 * limit:
@@ -132,7 +131,7 @@ class SegmentationTask(BaseTask):
             mask_path = out_dir / f"{src.stem}_mask.png"
             overlay_path = out_dir / f"{src.stem}_overlay.jpg"
             cv2.imwrite(str(mask_path), label)
-            overlay = overlay_mask(read_rgb(src), label, palette)
+            overlay = self.draw(read_rgb(src), [pred])
             cv2.imwrite(str(overlay_path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
             written += [mask_path, overlay_path]
         return written
@@ -146,10 +145,12 @@ class SegmentationTask(BaseTask):
 
     def draw(self, image: np.ndarray, predictions: Sequence[Mapping[str, Any]],
              **options: Any) -> np.ndarray:
-        """The predicted parts over the photo (the first, and only, prediction)."""
+        """The predicted parts over the photo (the first, and only, prediction), blended with
+        opacity ``alpha`` (default 0.5)."""
         label = predictions[0]["label"]
         label = label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-        return overlay_mask(image, label, self.palette)
+        return overlay_mask(image, label, self.palette,
+                            alpha=float(self.draw_option(options, "alpha", 0.5)))
 
     def media_pictures(self, batch: dict[str, Any], n: int,
                        predict: bool = True) -> tuple[str, list[Picture]]:
