@@ -89,7 +89,7 @@ def _number(value: Any) -> bool:
 
 
 def wrong_types(cfg: DictConfig, overrides: Sequence[str], defaults: DictConfig | None,
-                floats_only: bool = False) -> list[str]:
+                floats_only: bool = True) -> list[str]:
     """Command-line values that cannot be meant: text given for a key whose default is a number.
 
     Args:
