@@ -162,6 +162,10 @@ def check_value_types(cfg: DictConfig, floats_only: bool = True) -> None:
         raise UserError("; ".join(found))
 
 
+#: ``ckpt_path=`` values Lightning resolves itself (no file to check).
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
+
+
 def check_resume(cfg: DictConfig) -> None:
     """Refuse ``ckpt_path=`` (resume) of another task's run before training starts.
 
@@ -170,7 +174,7 @@ def check_resume(cfg: DictConfig) -> None:
     """
     ckpt = cfg.get("ckpt_path") if "ckpt_path" in cfg else None
     target = (cfg.get("model") or {}).get("_target_")
-    if not ckpt or not target:
+    if not ckpt or not target or str(ckpt) in LIGHTNING_CKPT_NAMES:
         return
     from sapiens_kit.tasks.registry import checkpoint_task_class, load_class, task_key
 
