@@ -104,9 +104,11 @@ def bad_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("args", "expected"),
     [
         (["sapiens_kit.evaluate", "ckpt={d}/notes.ckpt"], ["notes.ckpt", "not a PyTorch"]),
-        (["sapiens_kit.export", "ckpt={d}/truncated.ckpt"], ["truncated.ckpt", "truncated"]),
-        (["sapiens_kit.train", "backbone=sapiens_test", "ckpt_path={d}/pose.ckpt"],
-         ["ckpt_path=", "'pose'", "'seg'", "task=pose"]),
+        # Also in process (tests/utils/test_app.py); end to end they import torch: slow.
+        pytest.param(["sapiens_kit.export", "ckpt={d}/truncated.ckpt"],
+                     ["truncated.ckpt", "truncated"], marks=pytest.mark.slow),
+        pytest.param(["sapiens_kit.train", "backbone=sapiens_test", "ckpt_path={d}/pose.ckpt"],
+                     ["ckpt_path=", "'pose'", "'seg'", "task=pose"], marks=pytest.mark.slow),
     ],
     ids=["not-a-checkpoint", "truncated", "resume-other-task"],
 )

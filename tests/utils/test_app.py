@@ -143,6 +143,21 @@ def test_read_checkpoint_names_the_file(tmp_path: Path) -> None:
         read_checkpoint(cut)
 
 
+def test_resuming_another_tasks_checkpoint_is_refused_up_front(tmp_path: Path) -> None:
+    from sapiens_kit.utils.checks import check_resume
+    from tests.helpers import save_task_checkpoint, tiny_task
+
+    pose = save_task_checkpoint(tiny_task("pose"), tmp_path / "pose.ckpt")
+    seg = OmegaConf.create({"model": {"_target_": "sapiens_kit.tasks.SegmentationTask"},
+                            "ckpt_path": str(pose)})
+    with pytest.raises(UserError, match=r"'pose' run, but this run trains task 'seg'.*task=pose"):
+        check_resume(seg)
+    check_resume(OmegaConf.merge(seg, {"model": {"_target_": "sapiens_kit.tasks.PoseTask"}}))
+    check_resume(OmegaConf.merge(seg, {"ckpt_path": "last"}))  # Lightning's own names
+    with pytest.raises(UserError, match="does not exist"):
+        check_resume(OmegaConf.merge(seg, {"ckpt_path": str(tmp_path / "none.ckpt")}))
+
+
 def test_public_names_stay_importable_lazily() -> None:
     import sapiens_kit
     from sapiens_kit import create_backbone, get_pretrained_cfg, list_backbones, list_pretrained

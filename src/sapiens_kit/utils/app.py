@@ -158,7 +158,8 @@ def unknown_key_message(key: str, keys: Sequence[str], config_name: str) -> str:
     """``key: no such key (did you mean ...?)`` with the closest of ``keys``."""
     close = closest_keys(key, keys)
     hint = f"did you mean {' or '.join(close)}?" if close else "no similar key"
-    command = f"python -m sapiens_kit.{config_name}"
+    command = (sys.argv[0] if sys.argv and sys.argv[0].startswith("sapiens-kit")
+               else f"python -m sapiens_kit.{config_name}")
     return f"{key}: no such key ({hint}); list the keys with: {command} --cfg job"
 
 
