@@ -6,12 +6,12 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from sapiens_kit.utils.cli import load_task, report_errors, requested_task
-from sapiens_kit.utils.config import CONFIG_DIR, build_datamodule
+from sapiens_kit.utils.app import hydra_app
+from sapiens_kit.utils.cli import load_task, requested_task
+from sapiens_kit.utils.config import build_datamodule
 
 log = logging.getLogger("sapiens_kit")
 
@@ -41,8 +41,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-@report_errors
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
     """Hydra app wrapper around :func:`evaluate`."""
     evaluate(cfg)

@@ -11,34 +11,28 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sapiens_kit.errors import UserError
-from sapiens_kit.models import SapiensModel
-from sapiens_kit.tasks.registry import load_task
-from sapiens_kit.utils.cli import report_errors, requested_task
-from sapiens_kit.utils.config import CONFIG_DIR
+from sapiens_kit.utils.app import hydra_app
+from sapiens_kit.utils.cli import load_task, requested_task
+from sapiens_kit.utils.lazy import lazy_attr, lazy_module
+
+if TYPE_CHECKING:
+    import torch
+
+    from sapiens_kit.export_model import ExportModel
+else:  # imported when a job runs: --help and command-line errors answer without torch
+    torch = lazy_module("torch")
+    ExportModel = lazy_attr("sapiens_kit.export_model", "ExportModel")
 
 log = logging.getLogger("sapiens_kit")
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "safetensors":
            "model.safetensors"}
-
-
-class ExportModel(SapiensModel):
-    """The task's :class:`~sapiens_kit.models.SapiensModel` (normalisation + backbone + head) as
-    one plain module, with LoRA adapters folded into plain weights (no Lightning)."""
-
-    def __init__(self, task: Any) -> None:
-        # merge_lora is a no-op copy without LoRA.
-        backbone = task.merge_lora() if hasattr(task, "merge_lora") else task.backbone
-        super().__init__(backbone, task.head, task.pixel_mean.flatten().tolist(),
-                         task.pixel_std.flatten().tolist())
 
 
 def _export(model: ExportModel, task: Any, fmt: str, path: Path, x: torch.Tensor,
@@ -104,8 +98,7 @@ def export(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-@report_errors
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     """Hydra app wrapper around :func:`export`."""
     out = Path(cfg.output or Path(HydraConfig.get().runtime.output_dir) / "export")

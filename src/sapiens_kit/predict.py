@@ -22,22 +22,37 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
 
-from sapiens_kit.data.collate import collate
-from sapiens_kit.data.io import IMAGE_SUFFIXES, read_rgb
-from sapiens_kit.data.video import VIDEO_SUFFIXES, VideoFrames, VideoSink, probe_video
 from sapiens_kit.errors import UserError
-from sapiens_kit.tasks.registry import get_task_class, load_task, task_keys
-from sapiens_kit.utils.cli import report_errors, requested_task
-from sapiens_kit.utils.config import CONFIG_DIR
+from sapiens_kit.utils.app import hydra_app
+from sapiens_kit.utils.cli import load_task, requested_task
+from sapiens_kit.utils.lazy import lazy_attr, lazy_module, lazy_sequence
+
+if TYPE_CHECKING:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from sapiens_kit.callbacks.video_writer import VideoWriterCallback
+    from sapiens_kit.data.collate import collate
+    from sapiens_kit.data.io import IMAGE_SUFFIXES
+    from sapiens_kit.data.video import VIDEO_SUFFIXES, VideoFrames, VideoSink, probe_video
+    from sapiens_kit.tasks.registry import get_task_class, task_keys
+else:  # imported when a job runs: --help and command-line errors answer without torch
+    L = lazy_module("lightning")
+    DataLoader = lazy_attr("torch.utils.data", "DataLoader")
+    VideoWriterCallback = lazy_attr("sapiens_kit.callbacks.video_writer", "VideoWriterCallback")
+    collate = lazy_attr("sapiens_kit.data.collate", "collate")
+    IMAGE_SUFFIXES = lazy_sequence("sapiens_kit.data.io", "IMAGE_SUFFIXES")
+    VIDEO_SUFFIXES = lazy_sequence("sapiens_kit.data.video", "VIDEO_SUFFIXES")
+    VideoFrames = lazy_attr("sapiens_kit.data.video", "VideoFrames")
+    VideoSink = lazy_attr("sapiens_kit.data.video", "VideoSink")
+    probe_video = lazy_attr("sapiens_kit.data.video", "probe_video")
+    get_task_class = lazy_attr("sapiens_kit.tasks.registry", "get_task_class")
+    task_keys = lazy_attr("sapiens_kit.tasks.registry", "task_keys")
 
 log = logging.getLogger("sapiens_kit")
 
@@ -220,29 +235,6 @@ def build_task(cfg: DictConfig) -> Any:
 
 
 # ------------------------------------------------------------------------------ video
-class VideoWriterCallback(BasePredictionWriter):
-    """Per predicted batch of video frames: the task's per-frame files, one annotated frame
-    appended to the video, and the scratch frame file deleted."""
-
-    def __init__(self, task: Any, frames_dir: Path, sink: VideoSink) -> None:
-        super().__init__(write_interval="batch")
-        self.task, self.frames_dir, self.sink = task, frames_dir, sink
-        self.files = 0
-
-    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           prediction: Any, batch_indices: Any, batch: Any, batch_idx: int,
-                           dataloader_idx: int = 0) -> None:
-        """Save, draw and append the frames of one batch, in frame order."""
-        written = self.task.save_predictions([prediction], self.frames_dir)
-        self.files += len(written)
-        frames: dict[str, list[dict[str, Any]]] = {}
-        for item in prediction:
-            frames.setdefault(item["meta"]["path"], []).append(item)
-        for path, items in frames.items():
-            self.sink.write(self.task.draw(read_rgb(path), items))
-            Path(path).unlink(missing_ok=True)
-
-
 def predict_video(task: Any, video: Path, out_dir: Path, cfg: DictConfig) -> dict[str, Any]:
     """Stream ``video`` through the task: ``<stem>_frames/`` files and ``<stem>_overlay.mp4``."""
     info = probe_video(video)
@@ -319,8 +311,7 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-@report_errors
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     """Hydra app wrapper around :func:`predict`."""
     output = Path(cfg.output or Path(HydraConfig.get().runtime.output_dir) / "predictions")

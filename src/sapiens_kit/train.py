@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sapiens_kit.utils.cli import UserError, report_errors
-from sapiens_kit.utils.config import CONFIG_DIR, build_datamodule, instantiate_dict
+from sapiens_kit.utils.app import hydra_app
+from sapiens_kit.utils.cli import UserError
+from sapiens_kit.utils.config import build_datamodule, instantiate_dict
+from sapiens_kit.utils.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import lightning as L
+else:  # imported when a job runs: --help and command-line errors answer without it
+    L = lazy_module("lightning")
 
 log = logging.getLogger("sapiens_kit")
 
@@ -142,8 +147,7 @@ def _write_overlays(trainer: L.Trainer, model: Any, datamodule: Any, best: str |
     log.info("Wrote %d prediction files to %s", len(written), out_dir)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-@report_errors
+@hydra_app("train")
 def main(cfg: DictConfig) -> None:
     """Hydra app wrapper around :func:`train`."""
     if cfg.get("print_config"):

@@ -135,9 +135,8 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
         task: Expected task key; a checkpoint of another task is refused.
         **overrides: Constructor arguments to change.
     """
-    import torch
-
     from sapiens_kit.models import is_sharded_checkpoint, sharded_checkpoint_message
+    from sapiens_kit.utils.checkpoint_io import read_checkpoint
 
     path = Path(ckpt)
     if is_sharded_checkpoint(path):
@@ -146,10 +145,7 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
         raise UserError(f"{path}: checkpoint file does not exist")
     if task is not None:
         get_task_class(task)
-    try:
-        meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise UserError(f"{path}: not a readable sapiens_kit checkpoint ({err})") from err
+    meta = read_checkpoint(path)
     info = meta.get("sapiens_kit") if isinstance(meta, dict) else None
     if not info:
         raise UserError(
@@ -161,8 +157,25 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
     return cls.load_from_checkpoint(path, map_location="cpu", weights=None, **overrides)
 
 
+def checkpoint_task_class(ckpt: str | Path) -> type[BaseTask] | None:
+    """The task class a Lightning checkpoint was written by (``None``: a checkpoint without
+    sapiens_kit metadata), read without loading the weights.
+
+    Raises:
+        UserError: If the file is not a readable PyTorch checkpoint.
+    """
+    from sapiens_kit.utils.checkpoint_io import read_checkpoint
+
+    meta = read_checkpoint(ckpt)
+    info = meta.get("sapiens_kit") if isinstance(meta, dict) else None
+    if not info or "task_class" not in info:
+        return None
+    return load_class(info["task_class"])
+
+
 __all__ = [
     "check_task",
+    "checkpoint_task_class",
     "class_path",
     "get_task_class",
     "load_class",

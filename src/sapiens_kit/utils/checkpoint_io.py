@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from sapiens_kit.errors import UserError
 
 #: Suffix of the temporary file a save writes before renaming it over the target.
 PARTIAL_SUFFIX = ".partial"
@@ -78,3 +81,35 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_checkpoint(path: str | Path, mmap: bool = True) -> Any:
+    """The contents of a ``torch.save`` file (weights only, on the CPU, memory-mapped so that
+    reading its metadata does not load gigabytes), with one-line errors naming the file.
+
+    Raises:
+        UserError: If ``path`` is not a PyTorch checkpoint, or is damaged or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint file does not exist")
+    is_zip = zipfile.is_zipfile(path)
+    with open(path, "rb") as f:
+        zip_start = f.read(4) == b"PK\x03\x04"  # a zip whose end is missing: truncated
+    if zip_start and not is_zip:
+        raise UserError(f"{path}: damaged or truncated checkpoint (an incomplete copy or an "
+                        "interrupted save?): use another checkpoint of the run (last.ckpt / "
+                        "best.ckpt)")
+    try:
+        # torch's old non-zip format cannot be memory-mapped but is still a checkpoint.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
+    except Exception as err:
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()),
+                      type(err).__name__)
+        if not is_zip:
+            raise UserError(f"{path}: not a PyTorch checkpoint (a sapiens_kit checkpoint is "
+                            "the .ckpt file a training run writes)") from err
+        if isinstance(err, zipfile.BadZipFile | EOFError) or "zip" in reason.lower():
+            raise UserError(f"{path}: damaged or truncated checkpoint ({reason}): use another "
+                            "checkpoint of the run (last.ckpt / best.ckpt)") from err
+        raise UserError(f"{path}: cannot read this checkpoint ({reason})") from err

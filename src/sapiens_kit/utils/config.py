@@ -44,8 +44,11 @@ def build_datamodule(cfg: DictConfig, img_size: Any = None) -> Any:
     """
     from hydra.utils import instantiate
 
+    from sapiens_kit.utils.checks import check_img_size
+
     size = img_size if img_size is not None else cfg.model.img_size
-    return instantiate(cfg.data, _convert_="all", img_size=[int(s) for s in size])
+    # Before any data is read: a size the patch grid cannot tile fails with one line here.
+    return instantiate(cfg.data, _convert_="all", img_size=list(check_img_size(size)))
 
 
 register_resolvers()
