@@ -106,6 +106,10 @@ def data_record(data: Any) -> dict[str, Any]:
 class RecordData(L.Callback):
     """Store the run's data config in each checkpoint, under :data:`DATA_KEY`.
 
+    The record is handed to the task, which writes it from its own ``on_save_checkpoint``:
+    Lightning skips callbacks' checkpoint hooks for weights-only files (the demo's best.ckpt),
+    but always calls the module's.
+
     Args:
         data: The composed ``data`` config group (``_target_`` and its options).
     """
@@ -113,11 +117,9 @@ class RecordData(L.Callback):
     def __init__(self, data: Any) -> None:
         self.record = data_record(data) if data else None
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
-        """Add the record to the checkpoint being written."""
-        if self.record is not None:
-            checkpoint[DATA_KEY] = self.record
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Give the task the record to write into every checkpoint."""
+        pl_module.data_record = self.record
 
 
 __all__ = ["DATA_KEY", "FinalCheckpoints", "RecordData", "data_record"]

@@ -318,11 +318,20 @@ class BaseTask(TaskHooks, L.LightningModule):
         for name, value in metrics.items():
             self.log(name, value, prog_bar=name in prog_bar, sync_dist=True, reduce_fx="max")
 
+    #: The run's data config, set by the training app (``callbacks.RecordData``) and written
+    #: into every checkpoint so that ``evaluate`` without ``data=`` can score on the same data.
+    data_record: dict[str, Any] | None = None
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the task class (tools refuse a wrong one) and the RNG states (exact resume)."""
+        """Record the task class (tools refuse a wrong one), the RNG states (exact resume) and
+        the run's data config (see :attr:`data_record`)."""
+        from sapiens_kit.callbacks.checkpoints import DATA_KEY
+
         cls = type(self)
         checkpoint["sapiens_kit"] = {"task_class": f"{cls.__module__}.{cls.__qualname__}",
                                      "rng": rng_state()}
+        if self.data_record is not None:
+            checkpoint[DATA_KEY] = self.data_record
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """When ``trainer.fit(ckpt_path=...)`` resumes, continue the random streams (shuffling,
