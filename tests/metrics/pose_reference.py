@@ -249,5 +249,48 @@ def kit_metrics(gt_file: Path, img_dir: Path, preds: list[Prediction], kset_name
     return metric.compute()
 
 
-def load_set(name: str) -> KeypointSet:
-    return load_keypoint_set(name)
+MINI_FILES = {"coco17": ("annotations_coco17.json", "coco17"),
+              "wholebody": ("annotations.json", "coco_wholebody133"),
+              "ochuman": ("annotations_coco17.json", "coco17")}  # made crowded by `crowded`
+CASES = ("exact", "exact_unscored", "noisy", "dropped", "false_positives", "parts_unscored",
+         "low_scores", "tied_scores", "padded", "ids0_exact", "ids0_noisy")
+GOLDEN = Path(__file__).with_name("pose_reference_values.json")
+
+
+def case_file(mini: Path, name: str, case: str, tmp: Path) -> tuple[Path, dict[str, Any], str]:
+    """The annotation file of one ``<file>/<case>`` (written under ``tmp`` when perturbed),
+    its data, and the prediction case to generate."""
+    fname = MINI_FILES[name][0]
+    path = mini / fname
+    data = json.loads(path.read_text())
+    pred_case = case
+    if name == "ochuman":
+        data = crowded(data)
+    if case.startswith("ids0_"):
+        data, pred_case = ids_from_zero(data), case[len("ids0_"):]
+    if data != json.loads(path.read_text()):
+        path = tmp / f"{name}_{case}.json"
+        path.write_text(json.dumps(data))
+    return path, data, pred_case
+
+
+def write_golden(mini: Path, tmp: Path) -> None:
+    """Record xtcocotools' numbers for every case (``python -m tests.metrics.pose_reference``),
+    so that the suite checks them where xtcocotools is not installed."""
+    values = {}
+    for name, (_, kset_name) in MINI_FILES.items():
+        kset = load_keypoint_set(kset_name)
+        for case in CASES:
+            path, data, pred_case = case_file(mini, name, case, tmp)
+            preds = make_predictions(data, kset, pred_case, seed=3)
+            values[f"{name}/{case}"] = reference_metrics(path, preds, kset, tmp)
+    GOLDEN.write_text(json.dumps(values, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    from tests.helpers import SHARED_DATA
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_golden(SHARED_DATA / "coco_wholebody_mini", Path(folder))
