@@ -12,6 +12,7 @@ import contextlib
 import copy
 import io
 import json
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -206,7 +207,8 @@ def reference_metrics(gt_file: Path, preds: list[Prediction], kset: KeypointSet,
     res_file.write_text(json.dumps(reference_results(preds, kset)))
     sigmas = np.array(kset.sigmas, dtype=np.float32)
     out: dict[str, float] = {}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "'foot_score' not found, use 'score'"
         coco = COCO(str(gt_file))
         det = coco.loadRes(str(res_file))
 

@@ -172,6 +172,7 @@ class PoseTask(BaseTask):
             points[:, self.eval_index], scores[:, self.eval_index],
             torch.tensor([m["bbox_score"] for m in meta]),
             torch.tensor([m["scale"][0] * m["scale"][1] for m in meta]),
+            torch.tensor([m.get("ann_id", -1) for m in meta]),  # de-duplication, NMS order
         )
 
     def _get_ground_truth(self) -> dict[str, Any] | None:
