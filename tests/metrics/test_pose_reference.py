@@ -9,12 +9,16 @@ against the numbers xtcocotools gave (``pose_reference_values.json``).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sapiens_kit.data.keypoints import load_keypoint_set
+from sapiens_kit.metrics.keypoint_eval import keypoint_stats
 from tests.helpers import SHARED_DATA
 from tests.metrics.pose_reference import (
     CASES,
@@ -24,6 +28,7 @@ from tests.metrics.pose_reference import (
     kit_metrics,
     make_predictions,
     reference_metrics,
+    reference_results,
 )
 
 # Missing: skip. Installed from a numpy-1 wheel: importing it raises, and collection fails loudly.
@@ -61,3 +66,28 @@ def test_kit_without_instance_ids_equals_xtcocotools(tmp_path: Path) -> None:
     ref = reference_metrics(path, preds, kset, tmp_path)
     kit = kit_metrics(path, MINI / "images", preds, "coco_wholebody133", with_ids=False)
     assert kit == pytest.approx(ref, abs=1e-6, rel=0)
+
+
+@pytest.mark.parametrize("use_area", [True, False])
+def test_keypoint_eval_equals_xtcocotools_cocoeval(use_area: bool, tmp_path: Path) -> None:
+    """The COCOeval subclass alone, on one results list, with and without ``use_area`` (without
+    it the OKS scale and area ranges come from 0.53 x the box), annotation ids from 0."""
+    from xtcocotools.coco import COCO
+    from xtcocotools.cocoeval import COCOeval
+
+    path, data, _ = case_file(MINI, "ochuman", "ids0_noisy", tmp_path)
+    kset = load_keypoint_set("coco17")
+    results = reference_results(make_predictions(data, kset, "false_positives", seed=5), kset)
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    sigmas = np.array(kset.sigmas, dtype=np.float32)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+        ev = COCOeval(coco, coco.loadRes(str(tmp_path / "res.json")), "keypoints", sigmas,
+                      use_area=use_area)
+        ev.params.useSegm = None
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    ours = keypoint_stats(data, json.loads((tmp_path / "res.json").read_text()), sigmas,
+                          use_area=use_area)
+    assert ours.tolist() == pytest.approx(list(ev.stats), abs=1e-12)
