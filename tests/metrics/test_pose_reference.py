@@ -2,7 +2,7 @@
 to 1e-6 on every AP/AR value, on the real bundled files and perturbations of them.
 
 Needs xtcocotools, whose wheels do not import under numpy 2: build it from source with
-``pip install cython wheel && pip install --no-build-isolation --no-binary xtcocotools
+``pip install setuptools wheel cython && pip install --no-build-isolation --no-binary xtcocotools
 xtcocotools``. Without it these tests skip; ``test_pose_official.py`` then checks the same cases
 against the numbers xtcocotools gave (``pose_reference_values.json``).
 """
@@ -34,8 +34,8 @@ from tests.metrics.pose_reference import (
 # Missing: skip. Installed from a numpy-1 wheel: importing it raises, and collection fails loudly.
 pytest.importorskip(
     "xtcocotools.cocoeval",
-    reason="xtcocotools is not installed (build it from source: pip install cython wheel && "
-    "pip install --no-build-isolation --no-binary xtcocotools xtcocotools)",
+    reason="xtcocotools is not installed (build it from source: pip install setuptools wheel "
+    "cython && pip install --no-build-isolation --no-binary xtcocotools xtcocotools)",
 )
 
 MINI = SHARED_DATA / "coco_wholebody_mini"
