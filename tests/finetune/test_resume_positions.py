@@ -130,7 +130,10 @@ def best_score(ckpt: dict[str, Any]) -> Any:
 
 def assert_same_run(full: Path, resumed: Path, full_metrics: dict[str, float],
                     resumed_metrics: dict[str, float]) -> None:
-    """The two runs' final checkpoints and metrics are bit-identical."""
+    """The two runs' final checkpoints and metrics are bit-identical, and the resumed run leaves
+    exactly last.ckpt and best.ckpt (no ``best-v1.ckpt``, no partial file)."""
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["best.ckpt",
+                                                                           "last.ckpt"]
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     for key in KEYS:
