@@ -29,6 +29,9 @@ from tests.helpers import REPO, assert_same, run_cfg, write_mask_folder
 # streams matter, and a seed the resumed run does not reuse (it restores the saved streams).
 COMMON = ("data.batch_size=2", "trainer.max_epochs=3", "seed=7", "model.lr=3e-3",
           "model.head.dropout=0.3", "model.warmup_steps=2")
+#: validation after every 2nd batch (mid-epoch) and last.ckpt saved when validation ends
+MID_EPOCH_VAL = ("+trainer.val_check_interval=2",
+                 "+callbacks.last_checkpoint.save_on_train_epoch_end=false")
 EVERY_STEP = ("callbacks.last_checkpoint.every_n_epochs=null",
               "callbacks.last_checkpoint.every_n_train_steps=1")
 
@@ -45,6 +48,8 @@ POSITIONS: dict[str, tuple[tuple[str, ...], Any, tuple[int, int]]] = {
     "epoch-end": ((), (2, 1), (1, 6)),
     "during-validation": (EVERY_STEP, "val", (1, 6)),
     "during-save": (EVERY_STEP, "save", (1, 4)),
+    # written in on_validation_end of a mid-epoch validation (after batch 1 of each epoch)
+    "written-during-validation": (MID_EPOCH_VAL, (1, 2), (1, 5)),
 }
 VARIANTS = {
     "plain": (),
@@ -181,7 +186,10 @@ def test_sigkill_at_any_checkpoint_position_resumes_bit_identical(
     variant: str,
 ) -> None:
     ckpt_overrides, _, (epoch, step) = POSITIONS[position]
-    full, full_metrics = uninterrupted(data_root, tmp_path_factory, VARIANTS[variant])
+    # mid-epoch validation changes the run (its loader draws from the global generator)
+    trains = ckpt_overrides[:1] if ckpt_overrides == MID_EPOCH_VAL else ()
+    full, full_metrics = uninterrupted(data_root, tmp_path_factory,
+                                       (*VARIANTS[variant], *trains))
     overrides = (*COMMON, *VARIANTS[variant], *ckpt_overrides)
     broken = tmp_path / "broken"
     run_killed(data_root, broken, position, overrides)
