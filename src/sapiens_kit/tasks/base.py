@@ -339,14 +339,20 @@ class BaseTask(TaskHooks, L.LightningModule):
 
         Lightning restores the checkpoint before it builds the optimizer and, through
         ``estimated_stepping_batches``, the first training iterator, whose seeds come from the
-        global generator; the sanity check that follows runs with isolated RNG state.
+        global generator; the sanity check that follows runs with isolated RNG state. A
+        checkpoint written on an epoch's last batch gets its loop state fixed first
+        (:mod:`sapiens_kit.callbacks.resume_fix`).
         """
         from lightning.pytorch.trainer.states import TrainerFn
 
+        if self._trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return
+        # Lightning mis-restores a checkpoint written on an epoch's last batch (see the module).
+        from sapiens_kit.callbacks.resume_fix import fix_last_batch_checkpoint
+
+        fix_last_batch_checkpoint(checkpoint)
         state = checkpoint.get("sapiens_kit", {}).get("rng")
-        if state is not None and self._trainer is not None and (
-            self.trainer.state.fn == TrainerFn.FITTING
-        ):
+        if state is not None:
             set_rng_state(state)
 
     @classmethod

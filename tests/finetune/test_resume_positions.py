@@ -1,0 +1,257 @@
+"""A run SIGKILLed at any point and resumed from the ``last.ckpt`` it left ends bit-identical to
+the uninterrupted run, wherever that checkpoint was written: after the first, a middle or the last
+batch of an epoch, at an epoch end, with the kill landing during validation or in the middle of a
+save; with gradient accumulation, DataLoader workers and EMA.
+
+Also the guard of :mod:`sapiens_kit.callbacks.resume_fix`: Lightning itself still mis-restores a
+checkpoint written on an epoch's last batch (remove the workaround when that test fails).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+from sapiens_kit.train import train
+from tests.helpers import REPO, assert_same, run_cfg, write_mask_folder
+
+# 6 images in batches of 2: 3 training batches per epoch, 3 epochs, dropout so the random
+# streams matter, and a seed the resumed run does not reuse (it restores the saved streams).
+COMMON = ("data.batch_size=2", "trainer.max_epochs=3", "seed=7", "model.lr=3e-3",
+          "model.head.dropout=0.3", "model.warmup_steps=2")
+#: validation after every 2nd batch (mid-epoch) and last.ckpt saved when validation ends
+MID_EPOCH_VAL = ("+trainer.val_check_interval=2",
+                 "+callbacks.last_checkpoint.save_on_train_epoch_end=false")
+EVERY_STEP = ("callbacks.last_checkpoint.every_n_epochs=null",
+              "callbacks.last_checkpoint.every_n_train_steps=1")
+
+#: position -> (last.ckpt overrides, where the process is killed, (epoch, step) of the
+#: ``last.ckpt`` it leaves without accumulation). A kill "at (e, b)" happens when training batch
+#: b of epoch e starts; "val" when epoch 1's validation starts (after the step checkpoint of its
+#: last batch); "save" half-way through the 5th write of last.ckpt.
+POSITIONS: dict[str, tuple[tuple[str, ...], Any, tuple[int, int]]] = {
+    "first-batch": (EVERY_STEP, (1, 1), (1, 4)),
+    "middle-batch": (EVERY_STEP, (1, 2), (1, 5)),
+    # the issue's case: a step checkpoint on an epoch's last batch (Lightning mis-restores it,
+    # see sapiens_kit.callbacks.resume_fix), killed in the next epoch
+    "last-batch": (EVERY_STEP, (2, 0), (1, 6)),
+    "epoch-end": ((), (2, 1), (1, 6)),
+    "during-validation": (EVERY_STEP, "val", (1, 6)),
+    "during-save": (EVERY_STEP, "save", (1, 4)),
+    # written in on_validation_end of a mid-epoch validation (after batch 1 of each epoch)
+    "written-during-validation": (MID_EPOCH_VAL, (1, 2), (1, 5)),
+}
+VARIANTS = {
+    "plain": (),
+    "accumulate": ("trainer.accumulate_grad_batches=2",),
+    "workers": ("data.num_workers=2",),
+    "ema": ("callbacks=ema", "callbacks.ema.decay=0.7"),
+}
+#: checkpoint keys that must be bit-identical (EMA adds the last two)
+KEYS = ("epoch", "global_step", "state_dict", "optimizer_states", "lr_schedulers",
+        "current_model_state", "averaging_state")
+
+
+class KillAt(L.Callback):
+    """SIGKILLs its own process (no cleanup runs) when training batch ``batch`` of epoch
+    ``epoch`` starts, or, with ``val=True``, validation batch ``batch`` of that epoch."""
+
+    def __init__(self, epoch: int, batch: int, val: bool = False) -> None:
+        self.epoch, self.batch, self.val = epoch, batch, val
+
+    def _maybe_kill(self, trainer: L.Trainer, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if not self.val:
+            self._maybe_kill(trainer, batch_idx)
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                  batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.val and not trainer.sanity_checking:
+            self._maybe_kill(trainer, batch_idx)
+
+
+def _kill_during_save(nth: int) -> None:
+    """Patch ``torch.save`` so the ``nth`` write of ``last.ckpt`` writes half its bytes to the
+    temporary file and then SIGKILLs the process."""
+    real_save, seen = torch.save, {"n": 0}
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        name = getattr(f, "name", "")
+        if isinstance(name, str) and ".last.ckpt." in name:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                buf = io.BytesIO()
+                real_save(obj, buf, *args, **kwargs)
+                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+        real_save(obj, f, *args, **kwargs)
+
+    torch.save = save  # type: ignore[assignment]
+
+
+def child(root: str, out: str, position: str, overrides: list[str]) -> None:
+    """Entry point of the killed training process."""
+    _, kill, _ = POSITIONS[position]
+    extra: tuple[str, ...] = ()
+    if kill == "save":
+        _kill_during_save(nth=5)
+    else:
+        epoch, batch, val = (1, 0, True) if kill == "val" else (*kill, False)
+        extra = (f"+callbacks.kill._target_={__name__}.KillAt", f"+callbacks.kill.epoch={epoch}",
+                 f"+callbacks.kill.batch={batch}", f"+callbacks.kill.val={val}")
+    train(run_cfg(Path(root), Path(out), *overrides, *extra))
+
+
+def run_killed(root: Path, out: Path, position: str, overrides: tuple[str, ...]) -> None:
+    """Train in a subprocess that SIGKILLs itself at ``position``."""
+    code = (f"from {__name__} import child; "
+            f"child({str(root)!r}, {str(out)!r}, {position!r}, {json.dumps(list(overrides))})")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def best_score(ckpt: dict[str, Any]) -> Any:
+    """The monitored metric's best value and the latest value, from best.ckpt's callback state."""
+    return sorted((k, v.get("best_model_score"), v.get("current_score"))
+                  for k, v in ckpt.get("callbacks", {}).items()
+                  if "best_model_score" in v and "'best'" in k)
+
+
+def assert_same_run(full: Path, resumed: Path, full_metrics: dict[str, float],
+                    resumed_metrics: dict[str, float]) -> None:
+    """The two runs' final checkpoints and metrics are bit-identical, and the resumed run leaves
+    exactly last.ckpt and best.ckpt (no ``best-v1.ckpt``, no partial file)."""
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["best.ckpt",
+                                                                           "last.ckpt"]
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in KEYS:
+        assert (key in a) == (key in b), key
+        if key in a:
+            assert_same(a[key], b[key], key)
+    assert_same(best_score(a), best_score(b), "best score")
+    assert resumed_metrics == full_metrics
+    best_a = torch.load(full / "checkpoints" / "best.ckpt", weights_only=True)
+    best_b = torch.load(resumed / "checkpoints" / "best.ckpt", weights_only=True)
+    assert (best_a["epoch"], best_a["global_step"]) == (best_b["epoch"], best_b["global_step"])
+    assert_same(best_a["state_dict"], best_b["state_dict"], "best.state_dict")
+
+
+_FULL: dict[tuple[str, ...], tuple[Path, dict[str, float]]] = {}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mask_folder(tmp_path_factory.mktemp("seg") / "seg", n=6)
+
+
+def uninterrupted(root: Path, tmp: pytest.TempPathFactory,
+                  overrides: tuple[str, ...]) -> tuple[Path, dict[str, float]]:
+    """One uninterrupted run per variant (how often last.ckpt is saved does not change the
+    training), kept for the module."""
+    if overrides not in _FULL:
+        out = tmp.mktemp("full") / "out"
+        metrics, _ = train(run_cfg(root, out, *COMMON, *overrides))
+        _FULL[overrides] = out, metrics
+    return _FULL[overrides]
+
+
+CASES = [pytest.param(position, "plain", id=position) for position in POSITIONS] + [
+    pytest.param(position, variant, id=f"{position}-{variant}")
+    for variant in ("accumulate", "workers", "ema")
+    for position in ("first-batch", "last-batch", "during-validation")
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("position", "variant"), CASES)
+def test_sigkill_at_any_checkpoint_position_resumes_bit_identical(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, data_root: Path, position: str,
+    variant: str,
+) -> None:
+    ckpt_overrides, _, (epoch, step) = POSITIONS[position]
+    # mid-epoch validation changes the run (its loader draws from the global generator)
+    trains = ckpt_overrides[:1] if ckpt_overrides == MID_EPOCH_VAL else ()
+    full, full_metrics = uninterrupted(data_root, tmp_path_factory,
+                                       (*VARIANTS[variant], *trains))
+    overrides = (*COMMON, *VARIANTS[variant], *ckpt_overrides)
+    broken = tmp_path / "broken"
+    run_killed(data_root, broken, position, overrides)
+
+    last = broken / "checkpoints" / "last.ckpt"
+    interrupted = torch.load(last, weights_only=True)
+    if variant != "accumulate":  # the test really exercises the position it names
+        assert (interrupted["epoch"], interrupted["global_step"]) == (epoch, step)
+    metrics, _ = train(run_cfg(data_root, broken, *overrides, f"ckpt_path={last}"))
+    assert_same_run(full, broken, full_metrics, metrics)
+
+
+class CrashAt(L.Callback):
+    """Raises when training batch ``batch`` of epoch ``epoch`` starts (the in-process stand-in
+    for a kill: what is on disk is the same)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            raise RuntimeError("simulated crash")
+
+
+def test_lightning_still_needs_the_last_batch_workaround(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step checkpoint on epoch 0's last batch (2 batches per epoch): without
+    ``fix_last_batch_checkpoint`` Lightning's resume silently loses training steps; with it the
+    run ends bit-identical to the uninterrupted one.
+
+    If the first half fails, Lightning restores this position correctly by itself: delete
+    ``sapiens_kit.callbacks.resume_fix`` and its call in ``BaseTask.on_load_checkpoint``.
+    """
+    import shutil
+
+    from sapiens_kit.callbacks import resume_fix
+
+    root = write_mask_folder(tmp_path / "seg", n=4)
+    common = ("data.batch_size=2", "trainer.max_epochs=2", "seed=7", "model.head.dropout=0.3",
+              *EVERY_STEP)
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    full_metrics, _ = train(run_cfg(root, full, *common))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run_cfg(root, broken, *common, f"+callbacks.crash._target_={__name__}.CrashAt",
+                      "+callbacks.crash.epoch=1", "+callbacks.crash.batch=0"))
+    last = broken / "checkpoints" / "last.ckpt"
+    interrupted = torch.load(last, weights_only=True)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (0, 2)
+    assert interrupted["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"]
+    saved = tmp_path / "interrupted"
+    shutil.copytree(last.parent, saved)
+
+    # Lightning alone: the fix is switched off
+    with monkeypatch.context() as m:
+        m.setattr(resume_fix, "fix_last_batch_checkpoint", lambda checkpoint: False)
+        train(run_cfg(root, broken, *common, f"ckpt_path={last}"))
+    alone = torch.load(last, weights_only=True)
+    assert alone["global_step"] < 4, "Lightning now resumes this position itself: drop the fix"
+
+    shutil.rmtree(last.parent)
+    shutil.copytree(saved, last.parent)
+    metrics, _ = train(run_cfg(root, broken, *common, f"ckpt_path={last}"))
+    assert_same_run(full, broken, full_metrics, metrics)
