@@ -50,12 +50,25 @@ POSITIONS: dict[str, tuple[tuple[str, ...], Any, tuple[int, int]]] = {
     "during-save": (EVERY_STEP, "save", (1, 4)),
     # written in on_validation_end of a mid-epoch validation (after batch 1 of each epoch)
     "written-during-validation": (MID_EPOCH_VAL, (1, 2), (1, 5)),
+    # the last-batch position in an epoch that has no validation (validation every 2nd epoch)
+    "last-batch-no-validation": (EVERY_STEP, (1, 0), (0, 3)),
+    # the last-batch position in a run limited by trainer.max_steps (ends in epoch 2)
+    "last-batch-max-steps": (EVERY_STEP, (2, 0), (1, 6)),
+}
+#: overrides of a position that change the training itself (shared with the uninterrupted run)
+TRAINING: dict[str, tuple[str, ...]] = {
+    "written-during-validation": MID_EPOCH_VAL[:1],
+    "last-batch-no-validation": ("trainer.check_val_every_n_epoch=2",),
+    "last-batch-max-steps": ("trainer.max_steps=7",),
 }
 VARIANTS = {
     "plain": (),
     "accumulate": ("trainer.accumulate_grad_batches=2",),
     "workers": ("data.num_workers=2",),
     "ema": ("callbacks=ema", "callbacks.ema.decay=0.7"),
+    # all three at once: with "plain", every position sees each of them on and off
+    "all": ("trainer.accumulate_grad_batches=2", "data.num_workers=2", "callbacks=ema",
+            "callbacks.ema.decay=0.7"),
 }
 #: checkpoint keys that must be bit-identical (EMA adds the last two)
 KEYS = ("epoch", "global_step", "state_dict", "optimizer_states", "lr_schedulers",
@@ -163,8 +176,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def uninterrupted(root: Path, tmp: pytest.TempPathFactory,
                   overrides: tuple[str, ...]) -> tuple[Path, dict[str, float]]:
-    """One uninterrupted run per variant (how often last.ckpt is saved does not change the
-    training), kept for the module."""
+    """One uninterrupted run per set of overrides, kept for the module."""
     if overrides not in _FULL:
         out = tmp.mktemp("full") / "out"
         metrics, _ = train(run_cfg(root, out, *COMMON, *overrides))
@@ -172,10 +184,12 @@ def uninterrupted(root: Path, tmp: pytest.TempPathFactory,
     return _FULL[overrides]
 
 
-CASES = [pytest.param(position, "plain", id=position) for position in POSITIONS] + [
-    pytest.param(position, variant, id=f"{position}-{variant}")
+#: every position plain and with all variants on; each variant alone on the last-batch position
+CASES = [pytest.param(position, variant, id=position if variant == "plain" else
+                      f"{position}-{variant}")
+         for position in POSITIONS for variant in ("plain", "all")] + [
+    pytest.param("last-batch", variant, id=f"last-batch-{variant}")
     for variant in ("accumulate", "workers", "ema")
-    for position in ("first-batch", "last-batch", "during-validation")
 ]
 
 
@@ -186,20 +200,84 @@ def test_sigkill_at_any_checkpoint_position_resumes_bit_identical(
     variant: str,
 ) -> None:
     ckpt_overrides, _, (epoch, step) = POSITIONS[position]
-    # mid-epoch validation changes the run (its loader draws from the global generator)
-    trains = ckpt_overrides[:1] if ckpt_overrides == MID_EPOCH_VAL else ()
-    full, full_metrics = uninterrupted(data_root, tmp_path_factory,
-                                       (*VARIANTS[variant], *trains))
-    overrides = (*COMMON, *VARIANTS[variant], *ckpt_overrides)
+    # e.g. mid-epoch validation changes the run (its loader draws from the global generator)
+    trains = TRAINING.get(position, ())
+    overrides = tuple(dict.fromkeys((*COMMON, *VARIANTS[variant], *ckpt_overrides, *trains)))
+    # the same checkpoint settings: when last.ckpt is written decides its final "epoch" field
+    full, full_metrics = uninterrupted(data_root, tmp_path_factory, overrides[len(COMMON):])
     broken = tmp_path / "broken"
     run_killed(data_root, broken, position, overrides)
 
     last = broken / "checkpoints" / "last.ckpt"
     interrupted = torch.load(last, weights_only=True)
-    if variant != "accumulate":  # the test really exercises the position it names
+    if "trainer.accumulate_grad_batches=2" not in VARIANTS[variant]:  # the position it names
         assert (interrupted["epoch"], interrupted["global_step"]) == (epoch, step)
     metrics, _ = train(run_cfg(data_root, broken, *overrides, f"ckpt_path={last}"))
     assert_same_run(full, broken, full_metrics, metrics)
+
+
+class KillJobAt(L.Callback):
+    """On rank 0, SIGKILLs the whole job (every rank, as a cluster scheduler does) when training
+    batch ``batch`` of epoch ``epoch`` starts. The job runs in its own process group."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if trainer.global_rank == 0 and (trainer.current_epoch, batch_idx) == (self.epoch,
+                                                                               self.batch):
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def run_job(args: list[str], cwd: Path, killed: bool = False) -> None:
+    """``python -m sapiens_kit.train <args>`` in its own process group (all its ranks)."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "sapiens_kit.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert proc.returncode == (-signal.SIGKILL if killed else 0), proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_process_job_killed_after_a_last_batch_checkpoint_resumes_bit_identical(
+    tmp_path: Path, strategy: str
+) -> None:
+    """Two CPU ranks (DDP, or FSDP with full checkpoints), 2 steps per epoch; the whole job is
+    SIGKILLed right after the step checkpoint of epoch 1's last batch and resumed with
+    ``ckpt_path=``: weights, optimizer, scheduler, epoch and step equal the uninterrupted job's."""
+    from tests.finetune.test_fsdp import fsdp_args
+
+    root = write_mask_folder(tmp_path / "seg", n=8)
+    extra = ("data.batch_size=2", "trainer.max_epochs=3", "seed=7", "model.head.dropout=0.3",
+             "test_after_fit=false", "num_overlays=0", *EVERY_STEP)
+
+    def args(out: Path, *more: str) -> list[str]:
+        if strategy == "fsdp":
+            return fsdp_args(root, out, *extra, *more)
+        return ["task=seg", "backbone=sapiens_test", "data=fake_seg", f"data.root={root}",
+                "img_size=[32,32]", "data.augment=false", "trainer=ddp_sim",
+                "model.warmup_steps=1", "model.head.deconv_channels=[8,8,8]",
+                "model.head.conv_channels=[8,8,8]", "+trainer.enable_progress_bar=false",
+                *extra, *more, f"hydra.run.dir={out}"]
+
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    run_job(args(full), tmp_path)
+    run_job(args(broken, f"+callbacks.kill._target_={__name__}.KillJobAt",
+                 "+callbacks.kill.epoch=2", "+callbacks.kill.batch=0"), tmp_path, killed=True)
+    last = broken / "checkpoints" / "last.ckpt"
+    interrupted = torch.load(last, weights_only=True)
+    assert (interrupted["epoch"], interrupted["global_step"]) == (1, 4)
+    assert interrupted["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"]
+    run_job(args(broken, f"ckpt_path={last}"), tmp_path)
+
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 6)
+    for key in ("state_dict", "optimizer_states", "lr_schedulers"):
+        assert_same(a[key], b[key], key)
+    assert json.loads((full / "metrics.json").read_text()) == json.loads(
+        (broken / "metrics.json").read_text())
 
 
 class CrashAt(L.Callback):
