@@ -111,14 +111,15 @@ def host_reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def from_hub(load: Callable[..., T], repo: str) -> T:
-    """``load(repo, local_files_only=...)`` (a ``from_pretrained``): the Hugging Face cache
-    first, then a download only when the hub is reachable and ``HF_HUB_OFFLINE`` is unset."""
+    """``load(repo, local_files_only=..., cache_dir=...)`` (a ``from_pretrained``): the Hugging
+    Face cache (``HF_HUB_CACHE``) first, then a download only when the hub is reachable and
+    ``HF_HUB_OFFLINE`` is unset."""
     from huggingface_hub import constants
 
     from sapiens_kit.models._pretrained import hub_offline, hub_reachable
 
     try:
-        return load(repo, local_files_only=True)
+        return load(repo, local_files_only=True, cache_dir=constants.HF_HUB_CACHE)
     except OSError:
         pass
     what = f"'{repo}' (Hugging Face repository)"
@@ -128,7 +129,7 @@ def from_hub(load: Callable[..., T], repo: str) -> T:
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
         raise offline_error(what, constants.HF_HUB_CACHE, f"{endpoint} does not answer")
     try:
-        return load(repo)
+        return load(repo, cache_dir=constants.HF_HUB_CACHE)
     except OSError as err:
         raise UserError(f"detector.weights={repo}: {str(err).splitlines()[0]}") from err
 
