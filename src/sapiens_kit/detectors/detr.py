@@ -31,7 +31,6 @@ FAMILY = HFFamily(
     labels=coco91_labels,
     # facebook/detr-resnet-101-dc5's architecture.
     config={"backbone": "resnet101", "dilation": True},
-    load_kwargs={"use_pretrained_backbone": False},
     person=1,
     sigmoid=False,
 )

@@ -35,7 +35,6 @@ class HFFamily:
         processor_class: Its image processor class name.
         labels: ``id2label`` of the family's COCO checkpoints (random models use it too).
         config: Config arguments of the default architecture, beyond the class defaults.
-        load_kwargs: Extra ``from_pretrained`` arguments (DETR: no timm backbone download).
         person: The ``person`` class index when a model's labels do not name it.
         sigmoid: Class scores are independent sigmoids (focal-loss training: RT-DETR,
             Deformable DETR); else a softmax over the classes and "no object" (DETR).
@@ -47,7 +46,6 @@ class HFFamily:
     processor_class: str
     labels: Callable[[], dict[int, str]]
     config: dict[str, Any] = field(default_factory=dict)
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
     person: int = 0
     sigmoid: bool = True
 
@@ -116,6 +114,14 @@ class HFDetector(PersonDetector):
         return out
 
 
+def _no_backbone_download(config: Any) -> None:
+    """Build the backbone without its own ImageNet weights: the detector's checkpoint holds
+    them, and fetching them (timm, the hub) would fail offline for nothing."""
+    for node in (config, getattr(config, "backbone_config", None)):
+        if node is not None and hasattr(node, "use_pretrained_backbone"):
+            node.use_pretrained_backbone = False
+
+
 def _transformers(name: str) -> Any:
     import transformers
 
@@ -133,12 +139,25 @@ def build_hf(family: HFFamily, cfg: Mapping[str, Any], post: PostProcess) -> HFD
     if weights is not None and (path is None or path.is_dir()):
         # A repository id or a save_pretrained folder: the model says its own architecture.
         source = str(path) if path is not None else str(weights)
-        kwargs = {**family.load_kwargs, **overrides}
-        model_auto = _transformers("AutoModelForObjectDetection")
-        model = from_hub(lambda s, **kw: model_auto.from_pretrained(s, **kwargs, **kw), source)
+
+        def load_model(name: str, **kw: Any) -> Any:
+            config = _transformers("AutoConfig").from_pretrained(name, **overrides, **kw)
+            _no_backbone_download(config)
+            return _transformers("AutoModelForObjectDetection").from_pretrained(
+                name, config=config, **kw)
+
+        def fetch(load: Callable[..., Any]) -> Any:
+            if path is None:
+                return from_hub(load, source)
+            try:
+                return load(source, local_files_only=True)
+            except (OSError, ValueError) as err:
+                raise UserError(f"detector.weights={source}: {str(err).splitlines()[0]}") from None
+
+        model = fetch(load_model)
         try:
-            processor = from_hub(lambda s, **kw: _transformers("AutoImageProcessor")
-                                 .from_pretrained(s, **processor_args, **kw), source)
+            processor = fetch(lambda name, **kw: _transformers("AutoImageProcessor")
+                              .from_pretrained(name, **processor_args, **kw))
         except UserError:
             if path is None:
                 raise
@@ -146,7 +165,7 @@ def build_hf(family: HFFamily, cfg: Mapping[str, Any], post: PostProcess) -> HFD
         return HFDetector(model, processor, post, int(cfg.get("batch_size", 1)), family)
     labels = family.labels()
     config_args = {"id2label": labels, "label2id": {v: k for k, v in labels.items()},
-                   **family.config, **family.load_kwargs, **overrides}
+                   "use_pretrained_backbone": False, **family.config, **overrides}
     try:
         config = _transformers(family.config_class)(**config_args)
     except (TypeError, ValueError) as err:
