@@ -175,3 +175,20 @@ def test_every_detector_config_has_the_agreed_keys() -> None:
         assert node["name"] == path.stem
         assert agreed <= set(node) <= agreed | {"processor"}, path.name
         assert node["padding"] == 1.25 and node["fallback"] == "whole_image"
+
+
+def test_the_documented_command_line_overrides_compose() -> None:
+    """``detector.config={...}`` replaces the whole node (the files say ``null``, which Hydra
+    lets a mapping replace; ``{}`` would refuse new keys)."""
+    from hydra import compose, initialize_config_dir
+
+    predict = yaml.safe_load((CONF.parent / "predict.yaml").read_text())
+    in_defaults = any(isinstance(d, dict) and "detector" in d for d in predict["defaults"])
+    group = "detector=torchvision" if in_defaults else "+detector=torchvision"
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose("predict", overrides=[
+            group, "input=x.jpg", "detector.weights=null", "detector.score_thr=0",
+            "detector.config={backbone: resnet18, min_size: 128, max_size: 160}"])
+    detector = build_detector(cfg.detector)
+    assert detector.name == "torchvision" and detector.post.score_thr == 0
+    assert detector.model.transform.min_size == (128,)
