@@ -107,5 +107,5 @@ def test_weights_that_do_not_fit_or_do_not_exist(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read it as weights"):
         build_detector(tiny_detector_cfg("torchvision", weights=str(tmp_path / "junk.pth")))
-    with pytest.raises(UserError, match="torchvision weights are one of COCO_V1"):
+    with pytest.raises(UserError, match="torchvision weights are one of COCO_V1, DEFAULT"):
         build_detector(tiny_detector_cfg("torchvision", weights="IMAGENET"))

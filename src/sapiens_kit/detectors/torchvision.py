@@ -1,6 +1,6 @@
 """``detector=torchvision``: Faster R-CNN R50-FPN v2 from torchvision (nothing extra to install).
 
-Weights (``detector.weights``): ``COCO_V1`` (torchvision's
+Weights (``detector.weights``): ``COCO_V1`` or ``DEFAULT`` (torchvision's
 ``FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1``, 46.7 box AP, read from torch hub's checkpoint
 cache or downloaded), a local ``.pth``/``.safetensors`` state dict, or ``null`` (random).
 ``detector.config`` is passed to the model builder (``min_size``, ``max_size``,
@@ -87,7 +87,7 @@ def build(cfg: Mapping[str, Any], post: PostProcess) -> TorchvisionDetector:
         if path is not None:
             load_into(model, read_state_dict(path), path)
         else:
-            names = [w.name for w in FasterRCNN_ResNet50_FPN_V2_Weights]
+            names = list(FasterRCNN_ResNet50_FPN_V2_Weights.__members__)  # with DEFAULT
             if str(weights) not in names or backbone != "resnet50":
                 raise UserError(f"detector.weights={weights}: torchvision weights are one of "
                                 f"{', '.join(names)} (with the default resnet50 backbone), a "
