@@ -192,3 +192,16 @@ def test_the_documented_command_line_overrides_compose() -> None:
     detector = build_detector(cfg.detector)
     assert detector.name == "torchvision" and detector.post.score_thr == 0
     assert detector.model.transform.min_size == (128,)
+
+
+def test_the_processor_reads_uint8_tensors_as_it_reads_arrays(photos: list[np.ndarray]) -> None:
+    """The detector hands its processor CHW uint8 tensors (so a GPU can resize them); the
+    result is the processor's own on the HWC arrays."""
+    for name in ("rtdetr", "detr"):
+        processor = build_detector(tiny_detector_cfg(name)).processor
+        arrays = processor(images=photos, return_tensors="pt", input_data_format="channels_last")
+        tensors = processor(images=[torch.from_numpy(p).permute(2, 0, 1) for p in photos],
+                            return_tensors="pt", input_data_format="channels_first")
+        assert arrays.keys() == tensors.keys()
+        for key in arrays:
+            assert torch.equal(arrays[key], tensors[key]), (name, key)

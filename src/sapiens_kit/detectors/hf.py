@@ -85,6 +85,8 @@ class HFDetector(PersonDetector):
         self.family = family or HFFamily("", "", "", "", dict)
         self.name = self.family.name
         self.person = person_label(model.config.id2label, self.family.person)
+        kwargs = getattr(getattr(processor, "valid_kwargs", None), "__annotations__", {})
+        self._processor_on_device = "device" in kwargs
 
     def _move(self, device: Any) -> None:
         self.model.to(device)
@@ -92,8 +94,12 @@ class HFDetector(PersonDetector):
     def _detect_batch(self, images: list[np.ndarray], names: list[str]) -> list[Detections]:
         import torch
 
-        inputs = self.processor(images=images, return_tensors="pt",
-                                input_data_format="channels_last")
+        # uint8 CHW tensors: on the model's device when the processor resizes with torch
+        # (transformers 5's torchvision backend), so a GPU does the resizing too.
+        where = self.device if self._processor_on_device else "cpu"
+        tensors = [torch.from_numpy(image).to(where).permute(2, 0, 1) for image in images]
+        inputs = self.processor(images=tensors, return_tensors="pt",
+                                input_data_format="channels_first")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.inference_mode():
             outputs = self.model(**inputs)
