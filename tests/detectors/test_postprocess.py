@@ -28,6 +28,10 @@ def test_detections_coerce_dtypes_and_shapes() -> None:
     assert det.boxes.dtype == det.scores.dtype == np.float32
     assert det.boxes.shape == (1, 4) and det.scores.shape == (1,) and len(det) == 1
     assert Detections.empty().boxes.shape == (0, 4)
+    two = Detections([[1, 2, 3, 4], [5, 6, 7, 8]], [0.5, 0.9], "bboxes")
+    picked = two.select(np.array([False, True]))
+    assert picked.boxes.tolist() == [[5, 6, 7, 8]] and picked.source == "bboxes"
+    assert two.select([1, 0]).scores.tolist() == pytest.approx([0.9, 0.5])
     whole = Detections.whole_image(100, 200)
     assert whole.source == "whole_image" and whole.boxes.tolist() == [[0, 0, 200, 100]]
     with pytest.raises(ValueError, match="2 boxes but 1 scores"):

@@ -52,6 +52,10 @@ class Detections:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def select(self, index: np.ndarray | Sequence[int] | slice) -> Detections:
+        """The detections at ``index`` (indices, a boolean mask or a slice), same source."""
+        return Detections(self.boxes[index], self.scores[index], self.source)
+
     @classmethod
     def whole_image(cls, height: int, width: int) -> Detections:
         """One box covering the image, score 1 (what pose used before there were detectors)."""
