@@ -63,3 +63,21 @@ def test_a_saved_position_continues_the_epoch(root: Path) -> None:
     assert a.keys() == b.keys() and not a.keys() & samples(seen).keys()
     for path in a:
         assert np.array_equal(a[path], b[path]), path
+
+
+def order(batches: Any) -> list[str]:
+    return [m["path"] for b in batches for m in b["meta"]]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_later_epoch_on_a_new_loader_has_the_same_order(root: Path, workers: int) -> None:
+    """A resumed run starts its loader (and its workers) in a later epoch: that epoch's order
+    must be the one the long-lived loader gave it. A first multi-worker iterator asks the sampler
+    twice; without :class:`EpochShuffle` the new loader used the second permutation."""
+    torch.manual_seed(11)
+    loader = train_loader(root, workers)
+    list(loader)
+    rng = torch.get_rng_state()  # what a checkpoint at the end of epoch 0 restores
+    later = order(loader)
+    torch.set_rng_state(rng)
+    assert order(train_loader(root, workers)) == later

@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
+from torch.utils.data import RandomSampler as TorchRandomSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import RandomSampler as StatefulRandomSampler
 
 _EPOCH_SEED = "sapiens_kit_epoch_seed"
 
@@ -68,13 +70,36 @@ class SeededSamples(Dataset[Any]):
         return getattr(self.dataset, name)
 
 
+class EpochShuffle(StatefulRandomSampler, TorchRandomSampler):
+    """Shuffled order drawn afresh from the epoch seed each time an iterator over it is made.
+
+    torchdata's sampler draws the next permutation from wherever its generator stands. A loader
+    with workers asks for an iterator twice when it first starts them (once when the iterator is
+    built, once when it is reset), and once per epoch after that. So a resumed run, which starts
+    its workers in a later epoch, would train that epoch on the generator's *second* permutation
+    and the uninterrupted run on its first. Reseeding here makes the order a function of the
+    epoch seed alone. (It is also a torch ``RandomSampler``, so Lightning still knows the loader
+    shuffles when it swaps in a distributed sampler.)
+    """
+
+    def __init__(self, data_source: Any, generator: torch.Generator) -> None:
+        super().__init__(data_source, generator=generator)
+        self.epoch_seed: int | None = None
+
+    def __iter__(self) -> Any:
+        if self.epoch_seed is not None:
+            self.generator.manual_seed(self.epoch_seed)
+        return super().__iter__()
+
+
 class ResumableLoader(StatefulDataLoader):
     """``StatefulDataLoader`` that draws one epoch seed per epoch from the global generator,
     saves and restores it, and derives the rest from it: the :class:`SeededSamples`
     augmentation, and (through ``generator``) the shuffle order and the workers' seeds.
 
-    Build it with ``generator=torch.Generator()``: without one, torchdata's sampler draws its
-    seed from the global generator when the loader is *built*, which a resumed run does at a
+    Build it with ``generator=torch.Generator()`` and, to shuffle, ``sampler=EpochShuffle(data,
+    generator)`` on the same generator: without a generator, torchdata's sampler draws its seed
+    from the global generator when the loader is *built*, which a resumed run does at a
     different point than the uninterrupted one.
     """
 
@@ -90,6 +115,8 @@ class ResumableLoader(StatefulDataLoader):
             self.dataset.set_epoch_seed(self._epoch_seed)
         if self.generator is not None:  # the shuffle order and worker seeds follow it
             self.generator.manual_seed(self._epoch_seed)
+        if isinstance(self.sampler, EpochShuffle):
+            self.sampler.epoch_seed = self._epoch_seed
         return super().__iter__()
 
     def state_dict(self) -> dict[str, Any]:

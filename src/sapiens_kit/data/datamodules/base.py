@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sapiens_kit.data.collate import collate
 from sapiens_kit.data.reliability import SkipCorrupt, attach, check_on_error
-from sapiens_kit.data.resumable import ResumableLoader, SeededSamples
+from sapiens_kit.data.resumable import EpochShuffle, ResumableLoader, SeededSamples
 
 
 class BaseDataModule(L.LightningDataModule):
@@ -68,16 +68,16 @@ class BaseDataModule(L.LightningDataModule):
         if self.on_error == "skip":
             dataset = SkipCorrupt(dataset, getattr(dataset, "unreadable", ()))
         dataset = SeededSamples(dataset)
+        generator = torch.Generator()
         # Resumable mid-epoch, with augmentation seeded per sample (see data/resumable.py).
         return ResumableLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else self._eval_sampler(dataset),
+            sampler=EpochShuffle(dataset, generator) if shuffle else self._eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator(),
+            generator=generator,
             drop_last=False,
         )
 
