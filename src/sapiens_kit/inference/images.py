@@ -1,0 +1,209 @@
+"""The image pipeline of ``predict``: stream the photos under ``input=``, detect people once per
+image (in batches, only for tasks that need person boxes), run the model batched across people
+and images, and write each photo's files as soon as all of its samples are predicted.
+
+decode -> detect -> the task's ``predict_dataset`` samples -> ``trainer.predict`` ->
+:class:`IncrementalWriter` -> :meth:`PredictionOutput.commit` (atomic, resumable).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from sapiens_kit.data.collate import collate
+from sapiens_kit.data.io import DataFileError, image_problem, read_rgb
+from sapiens_kit.inference.inputs import image_id, is_image, relative, walk_inputs
+from sapiens_kit.inference.outputs import PredictionOutput
+
+log = logging.getLogger("sapiens_kit")
+
+#: Images the stream takes at a time (times the detector's batch size, at least the batch size).
+CHUNK_BATCHES = 2
+
+
+class ImageStream(IterableDataset[dict[str, Any]]):
+    """The prediction samples of the images still to do, a chunk of images at a time.
+
+    Each sample's ``meta`` gains ``rel`` (the path under ``input=``, where its files go),
+    ``image_id`` and ``n_samples`` (how many samples its image has: one per person for pose), so
+    that the writer knows when an image is whole whatever order the batches come in. Images
+    whose outputs are complete (resume) and unreadable ones are left out; an image that fails
+    to decode is recorded as failed. With several loader workers each takes every N-th chunk.
+
+    Args:
+        root: ``input=``.
+        task: The task (its ``predict_dataset``).
+        output: The output folder (completeness, failures).
+        options: The task's prediction options (``bboxes=``, ``mask_dir=``, ``padding=``).
+        detector: Finds the people of each image, or ``None`` (the task needs no boxes).
+        ids: ``file name -> image id`` from an annotation file (else stable ids).
+        chunk: Images per chunk.
+    """
+
+    def __init__(self, root: Path, task: Any, output: PredictionOutput,
+                 options: Mapping[str, Any], detector: Any, ids: Mapping[str, int],
+                 chunk: int) -> None:
+        self.root, self.task, self.output = root, task, output
+        self.options, self.detector, self.ids, self.chunk = dict(options), detector, ids, chunk
+
+    def todo(self) -> Iterator[tuple[Path, Path]]:
+        """``(path, rel)`` of the images whose outputs are not complete yet."""
+        for path in walk_inputs(self.root):
+            if not is_image(path):
+                continue
+            rel = relative(path, self.root)
+            if self.output.is_complete(rel):
+                self.output.resumed += 1
+                continue
+            yield path, rel
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = get_worker_info()
+        todo = self.todo()
+        index = 0
+        while chunk := list(islice(todo, self.chunk)):
+            index += 1
+            if worker is not None and (index - 1) % worker.num_workers != worker.id:
+                continue
+            yield from self._chunk(chunk)
+
+    def _chunk(self, chunk: list[tuple[Path, Path]]) -> Iterator[dict[str, Any]]:
+        readable: list[tuple[Path, Path]] = []
+        for path, rel in chunk:
+            if image_problem(path) is None:
+                readable.append((path, rel))
+            else:
+                log.warning("%s: unreadable image, skipped", path)
+        options = dict(self.options)
+        if self.detector is not None:
+            decoded, kept = [], []
+            for path, rel in readable:
+                try:
+                    decoded.append(read_rgb(path))
+                    kept.append((path, rel))
+                except DataFileError as err:
+                    self.output.fail(rel, str(err))
+            readable = kept
+            step = max(1, int(getattr(self.detector, "batch_size", 1) or 1))
+            found = []
+            for start in range(0, len(readable), step):  # one detector forward per batch
+                found += self.detector.detect(decoded[start : start + step],
+                                              [str(p) for p, _ in readable[start : start + step]])
+            options["detections"] = {str(p): d for (p, _), d in zip(readable, found,
+                                                                       strict=True)}
+            del decoded
+        if not readable:
+            return
+        rels = {str(p): rel for p, rel in readable}
+        dataset = self.task.predict_dataset([p for p, _ in readable], **options)
+        for i in range(len(dataset)):
+            try:
+                sample = dataset[i]
+            except DataFileError as err:  # decoding failed although the header looked fine
+                path = str(err).split(":", 1)[0]
+                if path in rels:
+                    self.output.fail(rels.pop(path), str(err))
+                    continue
+                raise
+            meta = sample["meta"]
+            if meta["path"] not in rels:  # its image failed on an earlier sample
+                continue
+            rel = rels[meta["path"]]
+            meta["rel"] = rel.as_posix()
+            meta["image_id"] = image_id(rel, self.ids)
+            meta.setdefault("n_samples", 1)
+            yield sample
+
+
+class IncrementalWriter(BasePredictionWriter):
+    """Gathers each image's predictions and writes its files as soon as it is whole."""
+
+    def __init__(self, task: Any, output: PredictionOutput) -> None:
+        super().__init__(write_interval="batch")
+        self.task, self.output = task, output
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.images = 0
+
+    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           prediction: Any, batch_indices: Any, batch: Any, batch_idx: int,
+                           dataloader_idx: int = 0) -> None:
+        """Add the batch's items; commit every image whose samples are all in."""
+        for item in prediction:
+            meta = item["meta"]
+            items = self.pending.setdefault(meta["path"], [])
+            items.append(item)
+            if len(items) == int(meta.get("n_samples", 1)):
+                self.write(self.pending.pop(meta["path"]))
+
+    def write(self, items: list[dict[str, Any]]) -> None:
+        """The files of one image, committed to the output."""
+        rel = Path(items[0]["meta"]["rel"])
+        with self.output.scratch() as scratch:
+            self.task.save_predictions([items], scratch)
+            self.output.commit(rel, scratch, {})
+        self.images += 1
+
+
+def device_of(accelerator: str) -> str:
+    """The torch device ``accelerator=`` means for the detector."""
+    if accelerator in ("cpu",):
+        return "cpu"
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def make_detector(task: Any, cfg: Any) -> Any:
+    """The person detector for ``task``, or ``None`` when the task needs no person boxes.
+
+    A config without a ``detector`` node (composed before detectors existed) gives ``None``
+    too: the task then reads ``bboxes=`` itself or uses each whole image.
+    """
+    if not getattr(task, "needs_person_boxes", False) or cfg.get("detector") is None:
+        return None
+    from sapiens_kit.detectors import build_detector  # imported only when people are detected
+
+    return build_detector(cfg.detector, bboxes=cfg.get("bboxes"),
+                          device=device_of(str(cfg.accelerator)))
+
+
+def predict_images(task: Any, root: Path, output: PredictionOutput, cfg: Any,
+                   options: Mapping[str, Any], detector: Any,
+                   ids: Mapping[str, int], trainer_factory: Callable[..., L.Trainer]) -> int:
+    """Predict every image under ``root`` not done yet; returns how many were written now."""
+    options = dict(options)
+    if detector is not None:
+        options.pop("bboxes", None)  # the detector reads them
+        options["padding"] = float((cfg.get("detector") or {}).get("padding") or 1.25)
+    batch = int(cfg.batch_size)
+    chunk = max(batch, int(getattr(detector, "batch_size", 0) or 0)) * CHUNK_BATCHES
+    stream = ImageStream(root, task, output, options, detector, ids, chunk)
+    workers = int(cfg.num_workers)
+    if detector is not None and workers:
+        log.info("num_workers=%d ignored: the person detector runs in the main process",
+                 workers)
+        workers = 0
+    loader = DataLoader(stream, batch_size=batch, num_workers=workers, collate_fn=collate)
+    writer = IncrementalWriter(task, output)
+    trainer = trainer_factory(callbacks=[writer])
+    with warnings.catch_warnings():  # images stream in: there are no batch indices
+        warnings.filterwarnings("ignore", message=".*infer the batch indices")
+        warnings.filterwarnings("ignore", message=".*does not have many workers")
+        trainer.predict(task, dataloaders=loader, return_predictions=False)
+    if writer.pending:  # cannot happen unless a task drops samples: say so
+        raise RuntimeError(f"{len(writer.pending)} image(s) got fewer predictions than "
+                           "samples: " + ", ".join(list(writer.pending)[:3]))
+    return writer.images
+
+
+__all__ = ["ImageStream", "IncrementalWriter", "device_of", "make_detector", "predict_images"]
