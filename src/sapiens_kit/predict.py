@@ -216,7 +216,10 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
     check_output(output, inputs, bool(cfg.overwrite), resume)
     task = build_task(cfg)
     task.set_draw_options(**(cfg.get("draw") or {}))
-    from sapiens_kit.inference.images import make_detector, predict_images
+    from sapiens_kit.inference.images import compile_task, make_detector, predict_images
+
+    if cfg.get("compile"):
+        compile_task(task)
 
     detector = make_detector(task, cfg)
     with prediction_output(output, type(task).__name__, overwrite=bool(cfg.overwrite)) as out:
@@ -250,10 +253,12 @@ def _unreadable(path: Path) -> str | None:
 
 def _trainer_factory(cfg: DictConfig) -> Any:
     """Makes the Lightning Trainer that runs the model (callbacks given by the caller)."""
+    from sapiens_kit.inference.images import trainer_options
+
+    options = trainer_options(cfg)
+
     def make(callbacks: list[Any]) -> Any:
-        return L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False,
-                         callbacks=callbacks, enable_progress_bar=False,
-                         enable_model_summary=False)
+        return L.Trainer(callbacks=callbacks, **options)
     return make
 
 

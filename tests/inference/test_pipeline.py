@@ -235,3 +235,100 @@ def test_resume_refuses_what_it_cannot_continue(ckpts: dict[str, Path], tmp_path
     with pytest.raises(UserError, match="not both"):
         predict(predict_cfg(*args, "resume=true", "overwrite=true"), mine)
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_files_of_an_uninterrupted_run(
+        ckpts: dict[str, Path], tmp_path: Path) -> None:
+    """A real SIGKILL in the middle of a run: the files already there are whole, and a resume
+    ends with exactly the files of a run that was never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import cv2
+
+    rng = np.random.default_rng(1)
+    inputs = tmp_path / "in"
+    for i in range(60):
+        path = inputs / f"part{i % 3}" / f"img{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}", "batch_size=1")
+    full = tmp_path / "full"
+    predict(predict_cfg(*args), full)
+    reference = visible(full)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "sapiens_kit.predict", *args,
+                             "accelerator=cpu", f"output={killed}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = killed / ".sapiens_kit" / "done"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if done.is_dir() and sum(1 for _ in done.rglob("*.json")) >= 5:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-run, not finished
+    partial = visible(killed)
+    assert "summary.json" not in partial and 10 <= len(partial) < len(reference) - 1
+    for name, data in partial.items():  # never a half-written file
+        assert data == reference[name], name
+
+    predict(predict_cfg(*args, "resume=true"), killed)
+    same_results(killed, full)
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["run"]["resumed"] >= 5 and summary["counts"]["done"] == 60
+
+
+def test_processes_and_workers_share_the_inputs_exactly_once(
+        ckpts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from sapiens_kit.inference.outputs import PredictionOutput
+
+    inputs = seg_tree(tmp_path / "in")
+    task = tiny_task("seg")
+    output = PredictionOutput(tmp_path / "out", "SegmentationTask")
+    output.open()
+    seen: list[list[str]] = []
+    for rank in range(2):
+        for worker in range(2):
+            monkeypatch.setattr(pipeline, "shard", lambda r=rank: (r, 2))
+            monkeypatch.setattr(pipeline, "get_worker_info", lambda w=worker: SimpleNamespace(
+                num_workers=2, id=w))
+            stream = pipeline.ImageStream(inputs, task, output, {}, None, {}, chunk=1)
+            seen.append([s["meta"]["rel"] for s in stream])
+    names = [n for part in seen for n in part]
+    assert sorted(names) == ["a/b/two.png", "a/one.png", "five.png", "three.jpg", "z/four.png"]
+    assert all(len(part) >= 1 for part in seen)
+
+
+def test_precision_spellings() -> None:
+    assert pipeline.precision_of(None, "cpu") == "32-true"
+    assert pipeline.precision_of("bf16", "cpu") == "bf16-mixed"
+    assert pipeline.precision_of(16, "gpu") == "16-mixed"
+    assert pipeline.precision_of("32", "cpu") == "32-true"
+    with pytest.raises(UserError, match="precision=8"):
+        pipeline.precision_of("8", "cpu")
+
+
+def test_bf16_predicts_the_same_files(ckpts: dict[str, Path], tmp_path: Path) -> None:
+    inputs = seg_tree(tmp_path / "in")
+    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}")
+    predict(predict_cfg(*args, "precision=bf16"), tmp_path / "bf16")
+    predict(predict_cfg(*args), tmp_path / "plain")
+    assert sorted(visible(tmp_path / "bf16")) == sorted(visible(tmp_path / "plain"))
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(ckpts: dict[str, Path], tmp_path: Path) -> None:
+    inputs = seg_tree(tmp_path / "in")
+    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}", "batch_size=1")
+    predict(predict_cfg(*args), tmp_path / "one")
+    predict(predict_cfg(*args, "devices=2"), tmp_path / "two")
+    same_results(tmp_path / "two", tmp_path / "one")

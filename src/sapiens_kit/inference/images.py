@@ -38,7 +38,8 @@ class ImageStream(IterableDataset[dict[str, Any]]):
     ``image_id`` and ``n_samples`` (how many samples its image has: one per person for pose), so
     that the writer knows when an image is whole whatever order the batches come in. Images
     whose outputs are complete (resume) and unreadable ones are left out; an image that fails
-    to decode is recorded as failed. With several loader workers each takes every N-th chunk.
+    to decode is recorded as failed. With several loader workers or processes (``devices=``)
+    each takes every N-th chunk.
 
     Args:
         root: ``input=``.
@@ -68,14 +69,17 @@ class ImageStream(IterableDataset[dict[str, Any]]):
             yield path, rel
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Chunk i goes to one loader worker of one process: each input is done exactly once.
         worker = get_worker_info()
+        workers, wid = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        rank, world = shard()
+        mine, every = rank * workers + wid, world * workers
         todo = self.todo()
         index = 0
         while chunk := list(islice(todo, self.chunk)):
             index += 1
-            if worker is not None and (index - 1) % worker.num_workers != worker.id:
-                continue
-            yield from self._chunk(chunk)
+            if (index - 1) % every == mine:
+                yield from self._chunk(chunk)
 
     def _chunk(self, chunk: list[tuple[Path, Path]]) -> Iterator[dict[str, Any]]:
         readable: list[tuple[Path, Path]] = []
@@ -163,6 +167,59 @@ def device_of(accelerator: str) -> str:
     return "cpu"
 
 
+#: ``precision=`` spellings of predict -> Lightning's.
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def precision_of(value: Any, accelerator: str) -> str:
+    """Lightning's precision for ``precision=`` (``32``, ``bf16``, ``16`` or a Lightning
+    spelling); ``None`` picks bf16 on a GPU that supports it, else 32."""
+    from sapiens_kit.errors import UserError
+
+    if value is None or str(value) == "auto":
+        cuda = device_of(accelerator) == "cuda"
+        return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+    value = str(value)
+    if value in PRECISIONS:
+        return PRECISIONS[value]
+    if value in PRECISIONS.values() or value in ("bf16-true", "16-true", "64-true"):
+        return value
+    raise UserError(f"precision={value}: use 32, bf16 or 16 (or null: bf16 on GPUs that "
+                    "support it, else 32)")
+
+
+def trainer_options(cfg: Any) -> dict[str, Any]:
+    """The Lightning ``Trainer`` arguments of ``predict``: accelerator, ``devices=``,
+    ``num_nodes=``, ``precision=``. Several processes use ``ddp_spawn``: the run's own process
+    keeps the output folder and writes ``results.json`` and ``summary.json`` once they are all
+    done (each process writes the files of the inputs it was given)."""
+    devices = cfg.get("devices") or 1
+    nodes = int(cfg.get("num_nodes") or 1)
+    several = nodes > 1 or str(devices) in ("-1", "auto") or (
+        isinstance(devices, int) and devices > 1) or not isinstance(devices, int)
+    options: dict[str, Any] = {
+        "accelerator": cfg.accelerator, "devices": devices, "num_nodes": nodes,
+        "precision": precision_of(cfg.get("precision"), str(cfg.accelerator)),
+        "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    if several:
+        options["strategy"] = cfg.get("strategy") or "ddp_spawn"
+    return options
+
+
+def compile_task(task: Any) -> None:
+    """``compile=true``: compile the backbone and the head in place (their state-dict keys
+    stay); the first batches of each new shape take longer."""
+    task.backbone.compile()
+    task.head.compile()
+
+
+def shard() -> tuple[int, int]:
+    """``(rank, world size)`` of this process in a multi-process predict, else ``(0, 1)``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def make_detector(task: Any, cfg: Any) -> Any:
     """The person detector for ``task``, or ``None`` when the task needs no person boxes.
 
@@ -206,4 +263,5 @@ def predict_images(task: Any, root: Path, output: PredictionOutput, cfg: Any,
     return writer.images
 
 
-__all__ = ["ImageStream", "IncrementalWriter", "device_of", "make_detector", "predict_images"]
+__all__ = ["ImageStream", "IncrementalWriter", "compile_task", "device_of", "make_detector",
+           "precision_of", "predict_images", "shard", "trainer_options"]

@@ -202,7 +202,8 @@ class PoseTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per instance: photo-pixel ``keypoints (K, 2)``, ``scores (K,)`` and the meta."""
-        points, scores = self.decode(self.predict_heatmaps(batch["image"]), batch["meta"])
+        heatmaps = self.predict_heatmaps(batch["image"]).float()  # decode in float32
+        points, scores = self.decode(heatmaps, batch["meta"])
         return [{"keypoints": p.cpu().numpy(), "scores": s.cpu().numpy(), "meta": m}
                 for p, s, m in zip(points, scores, batch["meta"], strict=True)]
 
