@@ -57,16 +57,22 @@ class ImageStream(IterableDataset[dict[str, Any]]):
         self.root, self.task, self.output = root, task, output
         self.options, self.detector, self.ids, self.chunk = dict(options), detector, ids, chunk
 
-    def todo(self) -> Iterator[tuple[Path, Path]]:
-        """``(path, rel)`` of the images whose outputs are not complete yet."""
+    def images(self) -> Iterator[tuple[Path, Path]]:
+        """``(path, rel)`` of every image, done or not: the chunks must not depend on what other
+        processes have finished meanwhile."""
         for path in walk_inputs(self.root):
-            if not is_image(path):
-                continue
-            rel = relative(path, self.root)
+            if is_image(path):
+                yield path, relative(path, self.root)
+
+    def todo(self, chunk: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+        """The images of ``chunk`` whose outputs are not complete yet (resume)."""
+        out = []
+        for path, rel in chunk:
             if self.output.is_complete(rel):
                 self.output.resumed += 1
-                continue
-            yield path, rel
+            else:
+                out.append((path, rel))
+        return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         # Chunk i goes to one loader worker of one process: each input is done exactly once.
@@ -74,12 +80,12 @@ class ImageStream(IterableDataset[dict[str, Any]]):
         workers, wid = (1, 0) if worker is None else (worker.num_workers, worker.id)
         rank, world = shard()
         mine, every = rank * workers + wid, world * workers
-        todo = self.todo()
+        images = self.images()
         index = 0
-        while chunk := list(islice(todo, self.chunk)):
+        while chunk := list(islice(images, self.chunk)):
             index += 1
-            if (index - 1) % every == mine:
-                yield from self._chunk(chunk)
+            if (index - 1) % every == mine and (todo := self.todo(chunk)):
+                yield from self._chunk(todo)
 
     def _chunk(self, chunk: list[tuple[Path, Path]]) -> Iterator[dict[str, Any]]:
         readable: list[tuple[Path, Path]] = []
