@@ -207,6 +207,9 @@ class FakeDetector:
             out.append(FakeDetections(rows[:, :4], rows[:, 4]))
         return out
 
+    def check_inputs(self, names: list[str]) -> None:
+        self.inputs = [Path(n).name for n in names]
+
     def to(self, device: object) -> FakeDetector:
         return self
 

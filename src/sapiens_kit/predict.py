@@ -202,7 +202,13 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
     """
     import time
 
-    from sapiens_kit.inference.inputs import annotation_ids, relative, scan_inputs, walk_inputs
+    from sapiens_kit.inference.inputs import (
+        annotation_ids,
+        is_video,
+        relative,
+        scan_inputs,
+        walk_inputs,
+    )
     from sapiens_kit.inference.outputs import prediction_output
 
     started = time.monotonic()
@@ -222,6 +228,8 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
         compile_task(task)
 
     detector = make_detector(task, cfg)
+    if detector is not None and hasattr(detector, "check_inputs"):  # bboxes= matching no input
+        detector.check_inputs([str(p) for p in walk_inputs(inputs) if not is_video(p)])
     with prediction_output(output, type(task).__name__, overwrite=bool(cfg.overwrite)) as out:
         if scan.images:
             predict_images(task, inputs, out, cfg, _options(cfg), detector,

@@ -100,7 +100,8 @@ def test_people_are_detected_once_and_posed_in_batches(ckpts: dict[str, Path], t
     out = tmp_path / "out"
     written = predict(predict_cfg("task=pose", f"ckpt={ckpts['pose']}",
                                   f"input={tmp_path / 'in'}", "batch_size=4"), out)
-    # Detection: every image once, in batches of the detector's size.
+    # Detection: every image once, in batches of the detector's size, after a check of them all.
+    assert sorted(detector.inputs) == sorted(boxes)
     assert sorted(n for call in detector.calls for n in call) == sorted(boxes)
     assert max(len(call) for call in detector.calls) <= 2
     # Pose: 5 + 3 + 5 people in batches of 4 that cross image boundaries.

@@ -120,9 +120,9 @@ class ImageStream(IterableDataset[dict[str, Any]]):
             try:
                 sample = dataset[i]
             except DataFileError as err:  # decoding failed although the header looked fine
-                path = str(err).split(":", 1)[0]
-                if path in rels:
-                    self.output.fail(rels.pop(path), str(err))
+                name = str(err).split(":", 1)[0]
+                if name in rels:
+                    self.output.fail(rels.pop(name), str(err))
                     continue
                 raise
             meta = sample["meta"]
@@ -234,7 +234,9 @@ def make_detector(task: Any, cfg: Any) -> Any:
     """
     if not getattr(task, "needs_person_boxes", False) or cfg.get("detector") is None:
         return None
-    from sapiens_kit.detectors import build_detector  # imported only when people are detected
+    from sapiens_kit.detectors import (  # type: ignore[import-untyped,unused-ignore]
+        build_detector,  # imported only when people are detected
+    )
 
     return build_detector(cfg.detector, bboxes=cfg.get("bboxes"),
                           device=device_of(str(cfg.accelerator)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def annotation_ids(bboxes: str | Path | None) -> dict[str, int]:
     return ids
 
 
-def image_id(rel: Path, ids: dict[str, int]) -> int:
+def image_id(rel: Path, ids: Mapping[str, int]) -> int:
     """The id of the input at ``rel``: from the annotation file's ``ids``, else stable."""
     for key in (rel.as_posix(), rel.name):
         if key in ids:
