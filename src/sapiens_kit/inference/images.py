@@ -120,11 +120,11 @@ class ImageStream(IterableDataset[dict[str, Any]]):
             try:
                 sample = dataset[i]
             except DataFileError as err:  # decoding failed although the header looked fine
-                name = str(err).split(":", 1)[0]
-                if name in rels:
-                    self.output.fail(rels.pop(name), str(err))
-                    continue
-                raise
+                name = next((k for k in rels if str(err).startswith(f"{k}:")), None)
+                if name is None:
+                    raise
+                self.output.fail(rels.pop(name), str(err))
+                continue
             meta = sample["meta"]
             if meta["path"] not in rels:  # its image failed on an earlier sample
                 continue
