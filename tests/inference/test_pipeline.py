@@ -333,3 +333,42 @@ def test_two_processes_equal_one(ckpts: dict[str, Path], tmp_path: Path) -> None
     predict(predict_cfg(*args), tmp_path / "one")
     predict(predict_cfg(*args, "devices=2"), tmp_path / "two")
     same_results(tmp_path / "two", tmp_path / "one")
+
+
+def test_an_error_keeps_the_inputs_already_done(ckpts: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sapiens_kit.tasks.seg import SegmentationTask
+
+    inputs = seg_tree(tmp_path / "in")
+    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}", "batch_size=1")
+    predict(predict_cfg(*args), tmp_path / "full")
+    original = SegmentationTask.save_predictions
+    calls = {"n": 0}
+
+    def fail_third(self: Any, *a: Any, **k: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(SegmentationTask, "save_predictions", fail_third)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        predict(predict_cfg(*args), out)
+    assert sorted(visible(out)) == ["a/b/two_mask.png", "a/b/two_overlay.jpg", "a/one_mask.png",
+                                    "a/one_overlay.jpg"]
+    assert not (out / ".sapiens_kit" / "scratch").exists()  # no half-written file left
+    monkeypatch.setattr(SegmentationTask, "save_predictions", original)
+    predict(predict_cfg(*args, "resume=true"), out)
+    same_results(out, tmp_path / "full")
+
+
+@pytest.mark.slow
+def test_compiled_model_predicts_the_same_masks(ckpts: dict[str, Path], tmp_path: Path) -> None:
+    inputs = seg_tree(tmp_path / "in")
+    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}", "batch_size=1")
+    predict(predict_cfg(*args, "compile=true"), tmp_path / "compiled")
+    predict(predict_cfg(*args), tmp_path / "plain")
+    plain = {k: v for k, v in visible(tmp_path / "plain").items() if k.endswith("_mask.png")}
+    compiled = {k: v for k, v in visible(tmp_path / "compiled").items() if k.endswith("_mask.png")}
+    assert compiled == plain and len(plain) == 5
