@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,9 @@ class ImageStream(IterableDataset[dict[str, Any]]):
                                               [str(p) for p, _ in readable[start : start + step]])
             options["detections"] = {str(p): d for (p, _), d in zip(readable, found,
                                                                        strict=True)}
+            # The crops are cut from these arrays: each photo is decoded once.
+            options["decoded"] = {str(p): image for (p, _), image in zip(readable, decoded,
+                                                                          strict=True)}
             del decoded
         if not readable:
             return
@@ -136,24 +141,44 @@ class ImageStream(IterableDataset[dict[str, Any]]):
 
 
 class IncrementalWriter(BasePredictionWriter):
-    """Gathers each image's predictions and writes its files as soon as it is whole."""
+    """Gathers each image's predictions and writes its files as soon as it is whole.
 
-    def __init__(self, task: Any, output: PredictionOutput) -> None:
+    The files are written by a few background threads while the model runs on the next
+    batches; at most ``2 * threads`` images wait to be written (bounded memory), and an error
+    in a thread stops the run at the next batch.
+    """
+
+    def __init__(self, task: Any, output: PredictionOutput, threads: int = 2) -> None:
         super().__init__(write_interval="batch")
-        self.task, self.output = task, output
+        self.task, self.output, self.threads = task, output, threads
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.images = 0
+        self._pool: ThreadPoolExecutor | None = None  # made in each process (not picklable)
+        self._jobs: deque[Future[None]] = deque()
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the writing threads."""
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="sapiens_kit_write")
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            prediction: Any, batch_indices: Any, batch: Any, batch_idx: int,
                            dataloader_idx: int = 0) -> None:
-        """Add the batch's items; commit every image whose samples are all in."""
+        """Add the batch's items; hand every image whose samples are all in to a thread."""
         for item in prediction:
             meta = item["meta"]
             items = self.pending.setdefault(meta["path"], [])
             items.append(item)
             if len(items) == int(meta.get("n_samples", 1)):
-                self.write(self.pending.pop(meta["path"]))
+                self.submit(self.pending.pop(meta["path"]))
+
+    def submit(self, items: list[dict[str, Any]]) -> None:
+        """Write one image's files in the background (in this thread without a pool)."""
+        if self._pool is None:
+            self.write(items)
+            return
+        while len(self._jobs) >= 2 * self.threads or (self._jobs and self._jobs[0].done()):
+            self._jobs.popleft().result()  # re-raises a thread's error here
+        self._jobs.append(self._pool.submit(self.write, items))
 
     def write(self, items: list[dict[str, Any]]) -> None:
         """The files of one image, committed to the output."""
@@ -162,6 +187,28 @@ class IncrementalWriter(BasePredictionWriter):
             self.task.save_predictions([items], scratch)
             self.output.commit(rel, scratch, {})
         self.images += 1
+
+    def drain(self) -> None:
+        """Wait for every write (their errors raised), and stop the threads."""
+        try:
+            while self._jobs:
+                self._jobs.popleft().result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """All batches are in: finish writing."""
+        self.drain()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        """Let the writes under way finish (whole files) before the error goes on."""
+        self._jobs.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def device_of(accelerator: str) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -73,6 +74,15 @@ class PredictionOutput:
         self.scratch_dir = self.state / "scratch"
         self.resumed = 0
         self.processed = 0
+        self._lock = threading.Lock()  # commits come from the writing threads
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (``devices=N`` sends the output to each process): the lock stays."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- state
     def open(self) -> None:
@@ -145,7 +155,8 @@ class PredictionOutput:
                   "files": [p.relative_to(self.root).as_posix() for p in moved]}
         self._marker(rel, self.failed_dir).unlink(missing_ok=True)
         write_atomic(self._marker(rel), json.dumps(record))
-        self.processed += 1
+        with self._lock:
+            self.processed += 1
         return moved
 
     def fail(self, rel: Path, reason: str) -> None:

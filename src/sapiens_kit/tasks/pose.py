@@ -212,13 +212,14 @@ class PoseTask(BaseTask):
         """Top-down crops for image files, one per person: ``detections=`` (input path ->
         ``Detections``, from ``predict``'s detector), else ``bboxes=<file>`` (see
         :class:`PersonCrops`), else the whole image as one person box; ``padding=`` enlarges
-        each box (official 1.25)."""
+        each box (official 1.25); ``decoded=`` (path -> RGB array) saves decoding again."""
         from sapiens_kit.data.datasets.predict_inputs import PersonCrops
 
         return PersonCrops(images, self.img_size, options.get("bboxes"),
                            float(options.get("bbox_score_thr", 0.0)),
                            detections=options.get("detections"),
-                           padding=float(options.get("padding") or 1.25))
+                           padding=float(options.get("padding") or 1.25),
+                           decoded=options.get("decoded"))
 
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None

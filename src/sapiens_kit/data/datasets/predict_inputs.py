@@ -113,12 +113,16 @@ class PersonCrops(Dataset[dict[str, Any]]):
         bbox_score_thr: Boxes of ``bboxes`` below this score are dropped.
         detections: Boxes per image path (see above); they take precedence over ``bboxes``.
         padding: Box enlargement around each person (official 1.25).
+        decoded: RGB arrays of (some of) the images, by path, already decoded (for the
+            detector): the crops are cut from them instead of decoding the file again.
     """
 
     def __init__(self, images: Sequence[str | Path], img_size: Sequence[int],
                  bboxes: str | Path | None = None, bbox_score_thr: float = 0.0,
-                 detections: Mapping[str, Any] | None = None, padding: float = 1.25) -> None:
+                 detections: Mapping[str, Any] | None = None, padding: float = 1.25,
+                 decoded: Mapping[str, np.ndarray] | None = None) -> None:
         self.transform = TopdownEvalTransform(img_size, padding)
+        self.decoded = dict(decoded or {})
         boxes = self._read_boxes(Path(bboxes), bbox_score_thr) if bboxes else {}
         # (path, [x, y, w, h], score, source, samples of the image, empty)
         self.items: list[tuple[Path, list[float], float, str, int, bool]] = []
@@ -188,6 +192,8 @@ class PersonCrops(Dataset[dict[str, Any]]):
 
     def _image(self, path: Path) -> np.ndarray:
         """The decoded image (the last one is kept: an image's people are consecutive)."""
+        if str(path) in self.decoded:
+            return self.decoded[str(path)]
         if self._last is None or self._last[0] != path:
             self._last = (path, read_rgb(path))
         return self._last[1]
