@@ -171,11 +171,17 @@ def has_detector_configs() -> bool:
     return bool(config_names("detector"))
 
 
+def offline_detector() -> tuple[str, ...]:
+    """``("detector=none",)`` where the ``detector`` group exists: the default detector needs
+    downloaded weights, which offline tests do not have."""
+    return ("detector=none",) if has_detector_configs() else ()
+
+
 def predict_cfg(*overrides: str) -> DictConfig:
     """The ``predict`` app's config on the CPU, offline: ``detector=none`` unless a test picks a
     detector (the default one needs downloaded weights)."""
-    if has_detector_configs() and not any(o.startswith("detector=") for o in overrides):
-        overrides = ("detector=none", *overrides)
+    if not any(o.startswith("detector=") for o in overrides):
+        overrides = (*offline_detector(), *overrides)
     return compose_cfg("accelerator=cpu", *overrides, config_name="predict")
 
 
