@@ -230,7 +230,8 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
     detector = make_detector(task, cfg)
     if detector is not None and hasattr(detector, "check_inputs"):  # bboxes= matching no input
         detector.check_inputs([str(p) for p in walk_inputs(inputs) if not is_video(p)])
-    with prediction_output(output, type(task).__name__, overwrite=bool(cfg.overwrite)) as out:
+    with prediction_output(output, type(task).__name__, overwrite=bool(cfg.overwrite),
+                           source=str(inputs.resolve())) as out:
         if scan.images:
             predict_images(task, inputs, out, cfg, _options(cfg), detector,
                            annotation_ids(cfg.get("bboxes")), _trainer_factory(cfg))

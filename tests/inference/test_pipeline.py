@@ -236,6 +236,16 @@ def test_resume_refuses_what_it_cannot_continue(ckpts: dict[str, Path], tmp_path
     with pytest.raises(UserError, match="not both"):
         predict(predict_cfg(*args, "resume=true", "overwrite=true"), mine)
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    # Another task's or another input's output is not continued.
+    out = tmp_path / "out"
+    predict(predict_cfg(*args), out)
+    other = seg_tree(tmp_path / "other")
+    with pytest.raises(UserError, match=r"not .*other"):
+        predict(predict_cfg("task=seg", f"ckpt={ckpts['seg']}", f"input={other}",
+                            "resume=true"), out)
+    with pytest.raises(UserError, match="SegmentationTask run, not PoseTask"):
+        predict(predict_cfg("task=pose", f"ckpt={ckpts['pose']}", f"input={inputs}",
+                            "resume=true"), out)
 
 
 @pytest.mark.slow

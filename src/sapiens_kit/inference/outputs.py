@@ -63,11 +63,13 @@ class PredictionOutput:
     Args:
         root: The output folder (created when missing).
         task: The task's class name, recorded so that a resume with another task is refused.
+        source: The input (``input=``, resolved), recorded for the same reason.
     """
 
-    def __init__(self, root: Path, task: str) -> None:
+    def __init__(self, root: Path, task: str, source: str | None = None) -> None:
         self.root = root
         self.task = task
+        self.source = source
         self.state = root / STATE_DIR
         self.done_dir = self.state / "done"
         self.failed_dir = self.state / "failed"
@@ -93,13 +95,17 @@ class PredictionOutput:
         self.done_dir.mkdir(parents=True, exist_ok=True)
         run = self.state / "run.json"
         if run.is_file():
-            previous = json.loads(run.read_text()).get("task")
-            if previous != self.task:
-                raise UserError(f"{self.root}: holds the output of a {previous} run, not "
-                                f"{self.task}; resume it with that model, or choose another "
-                                "output=")
+            previous = json.loads(run.read_text())
+            if previous.get("task") != self.task:
+                raise UserError(f"{self.root}: holds the output of a {previous.get('task')} "
+                                f"run, not {self.task}; resume it with that model, or choose "
+                                "another output=")
+            if self.source and previous.get("input") not in (None, self.source):
+                raise UserError(f"{self.root}: holds the predictions of input="
+                                f"{previous['input']}, not {self.source}; resume with that "
+                                "input, or choose another output= (or overwrite=true)")
         else:
-            write_atomic(run, json.dumps({"task": self.task}))
+            write_atomic(run, json.dumps({"task": self.task, "input": self.source}))
 
     def _marker(self, rel: Path, folder: Path | None = None) -> Path:
         return (folder or self.done_dir) / f"{rel.as_posix()}.json"
@@ -229,8 +235,8 @@ class PredictionOutput:
 
 
 @contextmanager
-def prediction_output(output: Path, task: str, overwrite: bool = False) -> Iterator[
-        PredictionOutput]:
+def prediction_output(output: Path, task: str, overwrite: bool = False,
+                      source: str | None = None) -> Iterator[PredictionOutput]:
     """The output folder for one run.
 
     With ``overwrite``, the earlier result set is moved aside first, deleted when this run
@@ -246,7 +252,7 @@ def prediction_output(output: Path, task: str, overwrite: bool = False) -> Itera
         old.rmdir()
         output.rename(old)
     output.mkdir(parents=True, exist_ok=True)
-    folder = PredictionOutput(output, task)
+    folder = PredictionOutput(output, task, source)
     try:
         folder.open()
         yield folder
