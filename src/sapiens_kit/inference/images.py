@@ -31,6 +31,8 @@ log = logging.getLogger("sapiens_kit")
 
 #: Images the stream takes at a time (times the detector's batch size, at least the batch size).
 CHUNK_BATCHES = 2
+#: Threads that decode the next chunks while the detector and the model run.
+DECODE_THREADS = 2
 
 
 class ImageStream(IterableDataset[dict[str, Any]]):
@@ -83,29 +85,52 @@ class ImageStream(IterableDataset[dict[str, Any]]):
         rank, world = shard()
         mine, every = rank * workers + wid, world * workers
         images = self.images()
-        index = 0
-        while chunk := list(islice(images, self.chunk)):
-            index += 1
-            if (index - 1) % every == mine and (todo := self.todo(chunk)):
-                yield from self._chunk(todo)
+        chunks = (todo for index, chunk in enumerate(iter(lambda: list(islice(images, self.chunk)),
+                                                          []))
+                  if index % every == mine and (todo := self.todo(chunk)))
+        if self.detector is None:  # the dataset decodes (in the loader workers, if any)
+            for chunk in chunks:
+                yield from self._chunk([(p, rel, None) for p, rel in chunk])
+            return
+        # With a detector the stream runs in the main process: threads decode the next chunks
+        # while the model and the detector work on this one.
+        with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="sapiens_kit_decode") as pool:
+            ahead: deque[list[Future[tuple[Path, Path, Any]]]] = deque()
+            for chunk in chunks:
+                ahead.append([pool.submit(self._decode, p, rel) for p, rel in chunk])
+                if len(ahead) > 1:
+                    yield from self._chunk([f.result() for f in ahead.popleft()])
+            while ahead:
+                yield from self._chunk([f.result() for f in ahead.popleft()])
 
-    def _chunk(self, chunk: list[tuple[Path, Path]]) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _decode(path: Path, rel: Path) -> tuple[Path, Path, Any]:
+        """``(path, rel, RGB array)``; in place of the array, why the image is unusable: a
+        ``str`` (bad header: skipped) or a ``DataFileError`` (failed to decode)."""
+        if (problem := image_problem(path)) is not None:
+            return path, rel, problem
+        try:
+            return path, rel, read_rgb(path)
+        except DataFileError as err:
+            return path, rel, err
+
+    def _chunk(self, chunk: list[tuple[Path, Path, Any]]) -> Iterator[dict[str, Any]]:
+        """The samples of one chunk; ``chunk`` holds ``(path, rel, decoded)``, where
+        ``decoded`` is ``None`` (not decoded yet) or what :meth:`_decode` gave."""
         readable: list[tuple[Path, Path]] = []
-        for path, rel in chunk:
-            if image_problem(path) is None:
-                readable.append((path, rel))
-            else:
+        decoded: list[Any] = []
+        for path, rel, image in chunk:
+            if image is None:
+                image = "" if (problem := image_problem(path)) is None else problem
+            if isinstance(image, str) and image:
                 log.warning("%s: unreadable image, skipped", path)
+            elif isinstance(image, DataFileError):
+                self.output.fail(rel, str(image))
+            else:
+                readable.append((path, rel))
+                decoded.append(image)
         options = dict(self.options)
         if self.detector is not None:
-            decoded, kept = [], []
-            for path, rel in readable:
-                try:
-                    decoded.append(read_rgb(path))
-                    kept.append((path, rel))
-                except DataFileError as err:
-                    self.output.fail(rel, str(err))
-            readable = kept
             step = max(1, int(getattr(self.detector, "batch_size", 1) or 1))
             found = []
             for start in range(0, len(readable), step):  # one detector forward per batch
@@ -116,7 +141,7 @@ class ImageStream(IterableDataset[dict[str, Any]]):
             # The crops are cut from these arrays: each photo is decoded once.
             options["decoded"] = {str(p): image for (p, _), image in zip(readable, decoded,
                                                                           strict=True)}
-            del decoded
+        del decoded
         if not readable:
             return
         rels = {str(p): rel for p, rel in readable}
