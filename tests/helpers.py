@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +166,58 @@ def compose_cfg(*overrides: str, out: Path | None = None,
         return compose(config_name=config_name, overrides=[*overrides, *extra])
 
 
+def has_detector_configs() -> bool:
+    """Whether the ``detector`` config group is packaged (``predict``'s person detectors)."""
+    return bool(config_names("detector"))
+
+
+def offline_detector() -> tuple[str, ...]:
+    """``("detector=none",)`` where the ``detector`` group exists: the default detector needs
+    downloaded weights, which offline tests do not have."""
+    return ("detector=none",) if has_detector_configs() else ()
+
+
 def predict_cfg(*overrides: str) -> DictConfig:
-    """The ``predict`` app's config on the CPU."""
+    """The ``predict`` app's config on the CPU, offline: ``detector=none`` unless a test picks a
+    detector (the default one needs downloaded weights)."""
+    if not any(o.startswith("detector=") for o in overrides):
+        overrides = (*offline_detector(), *overrides)
     return compose_cfg("accelerator=cpu", *overrides, config_name="predict")
+
+
+@dataclass
+class FakeDetections:
+    """The fields of ``sapiens_kit.detectors.Detections`` that the pipeline reads."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    source: str = "detector"
+
+
+class FakeDetector:
+    """A person detector that returns known boxes: ``boxes[file name]`` (x1 y1 x2 y2, score),
+    nobody for other images. Records each call's image names (batching checks)."""
+
+    def __init__(self, boxes: dict[str, list[list[float]]], batch_size: int = 2,
+                 padding: float = 1.25) -> None:
+        self.boxes, self.batch_size, self.padding = boxes, batch_size, padding
+        self.calls: list[list[str]] = []
+
+    def detect(self, images: list[np.ndarray], names: list[str]) -> list[FakeDetections]:
+        assert len(images) == len(names)
+        self.calls.append([Path(n).name for n in names])
+        out = []
+        for image, name in zip(images, names, strict=True):
+            assert image.dtype == np.uint8 and image.ndim == 3
+            rows = np.asarray(self.boxes.get(Path(name).name, []), np.float32).reshape(-1, 5)
+            out.append(FakeDetections(rows[:, :4], rows[:, 4]))
+        return out
+
+    def check_inputs(self, names: list[str]) -> None:
+        self.inputs = [Path(n).name for n in names]
+
+    def to(self, device: object) -> FakeDetector:
+        return self
 
 
 def run_cfg(root: Path, out: Path, *overrides: str) -> DictConfig:

@@ -1,26 +1,24 @@
 """Batched inference: ``python -m sapiens_kit.predict task=... ckpt=...|weights=...
 input=<image|folder|video>``.
 
-Images go through the task's ``predict_dataset`` + ``trainer.predict`` + ``save_predictions``
-(JSON keypoints, PNG index masks, ``.npy`` depth/normals, overlays). A video is decoded frame by
+Images (found recursively in a folder and streamed) go through the task's ``predict_dataset``
++ ``trainer.predict`` + ``save_predictions``; tasks that need person boxes (pose) get them from
+the ``detector`` first (see :mod:`sapiens_kit.inference.images`). A video is decoded frame by
 frame and streamed through the same steps: per-frame files in ``<stem>_frames/`` plus an
-annotated ``<stem>_overlay.mp4``. A folder may hold images and videos; unreadable images in it
-are skipped and listed in ``summary.json``.
+annotated ``<stem>_overlay.mp4``. Unreadable images in a folder are skipped and listed in
+``summary.json``.
 
-Everything is written to a scratch folder beside ``output`` and moved into place only when the
-run succeeds, so an error leaves nothing half-written; ``overwrite=true`` replaces a previous
-result set as a whole (old and new files are never mixed).
+Each input's files are written atomically as soon as it is done and mirror the input tree;
+``resume=true`` continues an interrupted run; ``overwrite=true`` replaces a previous result set
+as a whole (old and new files are never mixed). See :mod:`sapiens_kit.inference.outputs`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from sapiens_kit.errors import UserError
 from sapiens_kit.utils.app import hydra_app
 from sapiens_kit.utils.cli import load_task, requested_task
-from sapiens_kit.utils.lazy import lazy_attr, lazy_module, lazy_sequence
+from sapiens_kit.utils.lazy import lazy_attr, lazy_module
 
 if TYPE_CHECKING:
     import lightning as L
@@ -38,16 +36,13 @@ if TYPE_CHECKING:
 
     from sapiens_kit.callbacks.video_writer import VideoWriterCallback
     from sapiens_kit.data.collate import collate
-    from sapiens_kit.data.io import IMAGE_SUFFIXES
-    from sapiens_kit.data.video import VIDEO_SUFFIXES, VideoFrames, VideoSink, probe_video
+    from sapiens_kit.data.video import VideoFrames, VideoSink, probe_video
     from sapiens_kit.tasks.registry import get_task_class, task_keys
 else:  # imported when a job runs: --help and command-line errors answer without torch
     L = lazy_module("lightning")
     DataLoader = lazy_attr("torch.utils.data", "DataLoader")
     VideoWriterCallback = lazy_attr("sapiens_kit.callbacks.video_writer", "VideoWriterCallback")
     collate = lazy_attr("sapiens_kit.data.collate", "collate")
-    IMAGE_SUFFIXES = lazy_sequence("sapiens_kit.data.io", "IMAGE_SUFFIXES")
-    VIDEO_SUFFIXES = lazy_sequence("sapiens_kit.data.video", "VIDEO_SUFFIXES")
     VideoFrames = lazy_attr("sapiens_kit.data.video", "VideoFrames")
     VideoSink = lazy_attr("sapiens_kit.data.video", "VideoSink")
     probe_video = lazy_attr("sapiens_kit.data.video", "probe_video")
@@ -57,117 +52,36 @@ else:  # imported when a job runs: --help and command-line errors answer without
 log = logging.getLogger("sapiens_kit")
 
 
-# ------------------------------------------------------------------------------ inputs
-def unreadable(path: Path) -> str | None:
-    """Why ``path`` cannot be read as an image (header check, cut short), else ``None``."""
-    from sapiens_kit.data.io import image_problem
+# ------------------------------------------------------------------------------ output
+def check_output(output: Path, inputs: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse to write into the input folder or over earlier results.
 
-    return image_problem(path)
-
-
-def find_inputs(path: Path) -> tuple[list[Path], list[Path], list[dict[str, str]]]:
-    """``(images, videos, skipped)`` at ``path``: a file, or the files directly in a folder.
-
-    A single unreadable image is an error; in a folder unreadable images are skipped (listed
-    with the reason) so one bad file does not stop a large run.
+    A non-empty ``output`` is accepted only when it is a ``predict`` output (a finished one has
+    a ``summary.json``, an interrupted one its done markers): ``resume=true`` continues it,
+    ``overwrite=true`` replaces it as a whole. Anything else could be deleted, so it is refused.
     """
-    if not path.exists():
-        raise UserError(f"{path}: input does not exist")
-    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-    if path.is_file():
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            return [], [path], []
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise UserError(f"{path}: not an image or video file ({', '.join(suffixes)})")
-        if (reason := unreadable(path)) is not None:
-            raise UserError(f"{path}: unreadable image ({reason})")
-        return [path], [], []
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise UserError(f"{path}: folder holds no images or videos ({', '.join(suffixes)})")
-    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    images, skipped = [], []
-    for p in files:
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            reason = unreadable(p)
-            if reason is None:
-                images.append(p)
-            else:
-                skipped.append({"path": str(p), "reason": reason})
-    if skipped:
-        log.warning("skipping %d unreadable image(s): %s%s", len(skipped),
-                    ", ".join(Path(s["path"]).name for s in skipped[:5]),
-                    " ..." if len(skipped) > 5 else "")
-    if not images and not videos:
-        raise UserError(f"{path}: no readable images or videos ({len(skipped)} unreadable)")
-    return images, videos, skipped
+    from sapiens_kit.inference.outputs import is_prediction_output
 
-
-def find_images(path: Path) -> list[Path]:
-    """The readable image files at ``path`` (a file or the files directly inside a folder)."""
-    return find_inputs(path)[0]
-
-
-def check_output(output: Path, inputs: Path, overwrite: bool) -> None:
-    """Refuse to write into the input folder or over earlier results (unless ``overwrite``).
-
-    ``overwrite=true`` replaces a previous ``predict`` output as a whole, so it is only accepted
-    for a folder that is one (it holds a ``summary.json``): anything else could be deleted.
-    """
     in_dir = (inputs if inputs.is_dir() else inputs.parent).resolve()
     out = output.resolve()
     if out == in_dir or in_dir in out.parents:
         raise UserError(f"{output}: output must not be inside the input folder {in_dir}")
     if out.exists() and not out.is_dir():
         raise UserError(f"{output}: output exists and is not a folder")
+    if overwrite and resume:
+        raise UserError("give overwrite=true (start again) or resume=true (continue), not both")
     if not out.exists() or not any(out.iterdir()):
         return
-    if not overwrite:
-        raise UserError(f"{output}: output folder is not empty (pass overwrite=true to replace "
-                        "a previous predict output, or choose another output=)")
-    if not _is_prediction_output(out):
-        raise UserError(f"{output}: overwrite=true replaces a previous predict output as a "
-                        "whole, but this folder has no summary.json of one; choose another "
-                        "output= (or empty it yourself)")
-
-
-def _is_prediction_output(folder: Path) -> bool:
-    """Whether ``folder`` was written by ``predict`` (its ``summary.json`` names the task)."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and "task" in summary and "skipped" in summary
-
-
-@contextmanager
-def staged_output(output: Path) -> Iterator[Path]:
-    """A scratch folder beside ``output`` that replaces ``output`` as a whole on success (old
-    and new files are never mixed) and which is removed (with any parent folders it needed) on
-    error, leaving ``output`` as it was."""
-    output = output.resolve()
-    created = [p for p in reversed(output.parents) if not p.exists()]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        for folder in reversed(created):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        raise
-    if output.is_dir() and not any(output.iterdir()):
-        output.rmdir()
-    if not output.exists():
-        stage.rename(output)
-        return
-    # Swap: the previous result set moves aside, the new one takes its name, the old one goes.
-    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-    old.rmdir()
-    output.rename(old)
-    stage.rename(output)
-    shutil.rmtree(old, ignore_errors=True)
+    if not (overwrite or resume):
+        raise UserError(f"{output}: output folder is not empty (pass resume=true to continue "
+                        "an interrupted predict, overwrite=true to replace a previous predict "
+                        "output, or choose another output=)")
+    if not is_prediction_output(out):
+        what = "replaces a previous predict output as a whole" if overwrite else (
+            "continues a previous predict output")
+        raise UserError(f"{output}: {'overwrite' if overwrite else 'resume'}=true {what}, but "
+                        "this folder has no summary.json of one; choose another output= (or "
+                        "empty it yourself)")
 
 
 # ------------------------------------------------------------------------------ the model
@@ -279,36 +193,82 @@ def _options(cfg: DictConfig) -> dict[str, Any]:
 def predict(cfg: DictConfig, output: Path) -> list[Path]:
     """Run the task over the input images and videos and write its result files.
 
+    Each input's files are written (atomically) as soon as it is done, beside where the input
+    sits in the input tree; ``resume=true`` skips the inputs whose files are complete. See
+    :mod:`sapiens_kit.inference.outputs`.
+
     Returns:
-        The files written under ``output`` (summary included).
+        The files under ``output`` (summary included, the hidden resume state left out).
     """
+    import time
+
+    from sapiens_kit.inference.inputs import (
+        annotation_ids,
+        is_video,
+        relative,
+        scan_inputs,
+        walk_inputs,
+    )
+    from sapiens_kit.inference.outputs import prediction_output
+
+    started = time.monotonic()
     inputs = Path(cfg.input).expanduser()
-    images, videos, skipped = find_inputs(inputs)
-    for video in videos:  # fail on an undecodable video before any model is loaded
+    scan = scan_inputs(inputs)
+    for video in scan.videos:  # fail on an undecodable video before any model is loaded
         probe_video(video)
-    if videos and cfg.get("bboxes"):
+    if scan.videos and cfg.get("bboxes"):
         raise UserError("bboxes= is for image inputs; video frames use the whole frame as box")
-    check_output(output, inputs, cfg.overwrite)
+    resume = bool(cfg.get("resume"))
+    check_output(output, inputs, bool(cfg.overwrite), resume)
     task = build_task(cfg)
     task.set_draw_options(**(cfg.get("draw") or {}))
-    summary: dict[str, Any] = {"task": type(task).__name__, "images": len(images),
-                               "skipped": skipped, "videos": []}
-    with staged_output(output) as stage:
-        if images:
-            dataset = task.predict_dataset(images, **_options(cfg))
-            loader = DataLoader(dataset, batch_size=cfg.batch_size,
-                                num_workers=cfg.num_workers, collate_fn=collate)
-            trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False)
-            batches = trainer.predict(task, dataloaders=loader)
-            task.save_predictions(batches, stage)
-        for video in videos:
-            summary["videos"].append(predict_video(task, video, stage, cfg))
-        (stage / "summary.json").write_text(json.dumps(summary, indent=2))
-    written = sorted(p for p in output.rglob("*") if p.is_file())
-    log.info("Wrote %d files for %d images and %d videos to %s%s", len(written), len(images),
-             len(videos), output, f" ({len(skipped)} unreadable images skipped)" if skipped
-             else "")
+    from sapiens_kit.inference.images import compile_task, make_detector, predict_images
+
+    if cfg.get("compile"):
+        compile_task(task)
+
+    detector = make_detector(task, cfg)
+    if detector is not None and hasattr(detector, "check_inputs"):  # bboxes= matching no input
+        detector.check_inputs([str(p) for p in walk_inputs(inputs) if not is_video(p)])
+    with prediction_output(output, type(task).__name__, overwrite=bool(cfg.overwrite),
+                           source=str(inputs.resolve())) as out:
+        if scan.images:
+            predict_images(task, inputs, out, cfg, _options(cfg), detector,
+                           annotation_ids(cfg.get("bboxes")), _trainer_factory(cfg))
+        for video in scan.videos:
+            rel = relative(video, inputs)
+            if out.is_complete(rel):
+                out.resumed += 1
+                continue
+            with out.scratch() as scratch:
+                entry = predict_video(task, video, scratch, cfg)
+                results = entry.pop("results", None)
+                out.commit(rel, scratch, {"video": entry} if results is None else {
+                    "video": entry, "results": results})
+        written = out.finish(((p, relative(p, inputs)) for p in walk_inputs(inputs)),
+                             time.monotonic() - started, _unreadable)
+    summary = json.loads((output / "summary.json").read_text())
+    log.info("Wrote %d files for %d images and %d videos to %s (%d done earlier, %d unreadable "
+             "skipped, %d failed)", len(written), summary["images"], len(summary["videos"]),
+             output, summary["run"]["resumed"], len(summary["skipped"]), len(summary["failed"]))
     return written
+
+
+def _unreadable(path: Path) -> str | None:
+    from sapiens_kit.data.io import image_problem
+
+    return image_problem(path)
+
+
+def _trainer_factory(cfg: DictConfig) -> Any:
+    """Makes the Lightning Trainer that runs the model (callbacks given by the caller)."""
+    from sapiens_kit.inference.images import trainer_options
+
+    options = trainer_options(cfg)
+
+    def make(callbacks: list[Any]) -> Any:
+        return L.Trainer(callbacks=callbacks, **options)
+    return make
 
 
 @hydra_app("predict")

@@ -27,6 +27,7 @@ from sapiens_kit.predict import predict
 from sapiens_kit.tasks.registry import class_path, get_task_class, task_classes
 from sapiens_kit.train import train
 from sapiens_kit.utils.config import CONFIG_DIR, asset_path
+from tests.helpers import offline_detector
 
 KEYS = list(task_classes())
 PHOTO = Path(asset_path("demo_seg")) / "images" / "000000040083.jpg"
@@ -79,7 +80,7 @@ def test_task_end_to_end(key: str, tmp_path: Path) -> None:
     # Predict on a real photo through the app.
     out = tmp_path / "pred"
     written = predict(compose_app("predict", key, f"ckpt={ckpt}", f"input={PHOTO}",
-                                  "accelerator=cpu"), out)
+                                  "accelerator=cpu", *offline_detector()), out)
     assert (out / "summary.json") in written and len(written) >= 2
     assert json.loads((out / "summary.json").read_text())["images"] == 1
 

@@ -12,6 +12,7 @@ modules only ever call these methods and read these attributes:
 ``card_lines(config)``         task lines for the model card (class table, keypoint list)
 ``arguments_for_weights()``    constructor arguments for official/registered weights
 ``demo_data(root)``            a tiny data module config, for smoke tests and demos
+``needs_person_boxes``         whether ``predict`` runs the person detector first (pose)
 ``predict_dataset(images)``    the prediction inputs for image files
 ``save_predictions(...)``      the prediction files
 ``draw(image, predictions)``   one picture of one image's predictions
@@ -56,6 +57,10 @@ class TaskHooks:
     card_info: ClassVar[CardInfo] = CardInfo("image analysis", "image-to-image", "vision")
 
     img_size: tuple[int, int]
+    #: Whether ``predict`` finds the people of each image first (``detector=``) and hands the
+    #: boxes to :meth:`predict_dataset` as ``detections=`` (top-down pose). Whole-image tasks
+    #: leave it ``False`` and no detector is built.
+    needs_person_boxes: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- Hub card
     def card_config(self) -> dict[str, Any]:
@@ -96,7 +101,11 @@ class TaskHooks:
 
         Each sample is ``{"image": uint8 (3, H, W) at the model size, "meta": {"path",
         "orig_size"}}``; tasks with other needs (pose boxes, depth foregrounds) override this.
-        ``options`` are the app's task inputs (``bboxes=``, ``mask_dir=``).
+        ``options`` are the app's task inputs (``bboxes=``, ``mask_dir=``; for a task with
+        :attr:`needs_person_boxes`, ``detections=`` (input path -> ``Detections``) and
+        ``padding=``). A task that makes several samples of one image (one per person) sets
+        ``meta["n_samples"]`` to their number, and gives every image at least one sample, so
+        that ``predict`` knows when an image's predictions are all in.
         """
         from sapiens_kit.data.datasets.predict_inputs import ImageListDataset
 
@@ -109,7 +118,9 @@ class TaskHooks:
 
         A sample whose ``meta`` has ``video`` and ``frame`` is a video frame: files that name
         their source should name the video and the frame rather than the scratch frame file.
-        Returns the written paths.
+        A ``results.json`` written here (a list of COCO result records, keyed by
+        ``meta["image_id"]``) is merged by ``predict`` into one ``results.json`` at the output
+        root. Returns the written paths.
         """
         raise NotImplementedError
 

@@ -58,6 +58,7 @@ class PoseTask(BaseTask):
 
     key = "pose"
     card_info = CardInfo("2D pose estimation", "keypoint-detection", "pose-estimation")
+    needs_person_boxes = True  # top-down: predict finds the people first
     output_layer_name = "final_layer"
     eval_index: torch.Tensor
     flip_index: torch.Tensor
@@ -201,61 +202,79 @@ class PoseTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per instance: photo-pixel ``keypoints (K, 2)``, ``scores (K,)`` and the meta."""
-        points, scores = self.decode(self.predict_heatmaps(batch["image"]), batch["meta"])
+        heatmaps = self.predict_heatmaps(batch["image"]).float()  # decode in float32
+        points, scores = self.decode(heatmaps, batch["meta"])
         return [{"keypoints": p.cpu().numpy(), "scores": s.cpu().numpy(), "meta": m}
                 for p, s, m in zip(points, scores, batch["meta"], strict=True)]
 
     # ------------------------------------------------------------------ prediction files
     def predict_dataset(self, images: list[Path], **options: Any) -> Any:
-        """Top-down crops for image files: ``bboxes=<file>`` (see :class:`PersonCrops`) or,
-        without boxes, the whole image as one person box."""
+        """Top-down crops for image files, one per person: ``detections=`` (input path ->
+        ``Detections``, from ``predict``'s detector), else ``bboxes=<file>`` (see
+        :class:`PersonCrops`), else the whole image as one person box; ``padding=`` enlarges
+        each box (official 1.25); ``decoded=`` (path -> RGB array) saves decoding again."""
         from sapiens_kit.data.datasets.predict_inputs import PersonCrops
 
         return PersonCrops(images, self.img_size, options.get("bboxes"),
-                           float(options.get("bbox_score_thr", 0.0)))
+                           float(options.get("bbox_score_thr", 0.0)),
+                           detections=options.get("detections"),
+                           padding=float(options.get("padding") or 1.25),
+                           decoded=options.get("decoded"))
 
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
     ) -> list[Path]:
-        """Per image ``<stem>_keypoints.json`` and ``<stem>_overlay.jpg``; plus
-        ``results.json``: COCO results (rescored, OKS-NMS) of images with a numeric COCO id."""
+        """Per image ``<stem>_keypoints.json`` (every person: box, box score, keypoints with
+        their scores, and the keypoint names) and ``<stem>_overlay.jpg`` (every person drawn);
+        plus ``results.json``: COCO results (rescored, OKS-NMS; ``image_id``, ``category_id``,
+        ``bbox``, ``score``, keypoints) of the images with an id (``meta["image_id"] >= 0``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         by_image: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for pred in (p for batch in batches or [] for p in batch):
             by_image[pred["meta"]["path"]].append(pred)
         written: list[Path] = []
         coco: list[dict[str, Any]] = []
+        any_id = False
         thr = self.hp.keypoint_score_thr
-        for n, (path, preds) in enumerate(by_image.items()):
-            bbox_scores = np.array([p["meta"]["bbox_score"] for p in preds])
-            scores = np.stack([p["scores"] for p in preds])
-            inst_scores = rescore(bbox_scores, scores, thr)
-            image_id = preds[0]["meta"].get("image_id", -1)
-            if image_id is not None and image_id >= 0:
+        for n, (path, found) in enumerate(by_image.items()):
+            image_id = found[0]["meta"].get("image_id", -1)
+            any_id = any_id or (image_id is not None and image_id >= 0)
+            preds = [p for p in found if not p["meta"].get("empty")]  # nobody was found
+            inst_scores = np.zeros(0)
+            if preds:
+                bbox_scores = np.array([p["meta"]["bbox_score"] for p in preds])
+                scores = np.stack([p["scores"] for p in preds])
+                inst_scores = rescore(bbox_scores, scores, thr)
+            if preds and image_id is not None and image_id >= 0:
                 kps = np.concatenate([np.stack([p["keypoints"] for p in preds]),
                                       scores[..., None]], -1)
                 areas = np.array([p["meta"]["scale"][0] * p["meta"]["scale"][1] for p in preds])
                 keep = sorted(oks_nms(kps, inst_scores, areas, np.asarray(self.kset.sigmas),
                                       self.hp.nms_thr))
-                coco += to_results(np.full(len(keep), image_id), kps[keep], inst_scores[keep],
-                                   self.kset)
+                records = to_results(np.full(len(keep), image_id), kps[keep], inst_scores[keep],
+                                     self.kset)
+                for record, k in zip(records, keep, strict=True):
+                    record["bbox"] = [float(v) for v in preds[k]["meta"]["bbox"]]
+                coco += records
             if limit is not None and n >= limit:
                 continue
-            written += self._write_image(Path(path), preds, inst_scores, out_dir)
-        if coco:
+            written += self._write_image(Path(path), preds, inst_scores, out_dir,
+                                         found[0]["meta"])
+        if coco or any_id:
             results = out_dir / "results.json"
             results.write_text(json.dumps(coco))
             written.append(results)
         return written
 
     def _write_image(self, src: Path, preds: list[dict[str, Any]], inst_scores: np.ndarray,
-                     out_dir: Path) -> list[Path]:
-        meta = preds[0]["meta"]
+                     out_dir: Path, meta: dict[str, Any]) -> list[Path]:
         source = meta.get("boxes", "detections")
         record: dict[str, Any] = {
             "image": str(src), "keypoint_set": self.kset.name,
             "keypoint_names": list(self.kset.names), "boxes": source, "instances": [],
         }
+        if meta.get("image_id", -1) is not None and meta.get("image_id", -1) >= 0:
+            record["image_id"] = int(meta["image_id"])
         if "video" in meta:  # a video frame: name the video, not the scratch frame file
             record.update(image=str(meta["video"]), frame=meta.get("frame"))
         if source == "whole_image":
