@@ -12,7 +12,9 @@ modules only ever call these methods and read these attributes:
 ``card_lines(config)``         task lines for the model card (class table, keypoint list)
 ``arguments_for_weights()``    constructor arguments for official/registered weights
 ``demo_data(root)``            a tiny data module config, for smoke tests and demos
+``needs_person_boxes``         whether predict finds people first (pose: top-down crops)
 ``predict_dataset(images)``    the prediction inputs for image files
+``coco_records(predictions)``  COCO result records of one image's predictions (pose)
 ``save_predictions(...)``      the prediction files
 ``draw(image, predictions)``   one picture of one image's predictions
 ``set_draw_options(...)``      predict's ``draw.*`` options, read back with ``draw_option``
@@ -54,6 +56,10 @@ class TaskHooks:
     key: ClassVar[str]
     #: Title, Hub pipeline tag and tag of the model card.
     card_info: ClassVar[CardInfo] = CardInfo("image analysis", "image-to-image", "vision")
+
+    #: Whether prediction needs person boxes (a detector runs first, and ``predict_dataset``
+    #: receives ``detections=``): top-down pose does, whole-image tasks do not.
+    needs_person_boxes: ClassVar[bool] = False
 
     img_size: tuple[int, int]
 
@@ -101,6 +107,12 @@ class TaskHooks:
         from sapiens_kit.data.datasets.predict_inputs import ImageListDataset
 
         return ImageListDataset(images, self.img_size)
+
+    def coco_records(self, predictions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """COCO result records (``category_id``, ``bbox``, ``score``, ``keypoints``) of one
+        image's ``predict_step`` items, one per item in order; the caller sets ``image_id``
+        (and, for video, ``frame`` and ``track_id``). Tasks with no COCO format return []."""
+        return []
 
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None

@@ -58,6 +58,7 @@ class PoseTask(BaseTask):
 
     key = "pose"
     card_info = CardInfo("2D pose estimation", "keypoint-detection", "pose-estimation")
+    needs_person_boxes = True
     output_layer_name = "final_layer"
     eval_index: torch.Tensor
     flip_index: torch.Tensor
@@ -211,8 +212,32 @@ class PoseTask(BaseTask):
         without boxes, the whole image as one person box."""
         from sapiens_kit.data.datasets.predict_inputs import PersonCrops
 
+        if options.get("detections") is not None:  # a detector's boxes, per image path
+            crops = PersonCrops([], self.img_size)
+            crops.transform.padding = float(options.get("padding") or 1.25)
+            for path in images:
+                found = options["detections"][str(path)]
+                crops.items += [(Path(path), [x1, y1, x2 - x1, y2 - y1], score, found.source)
+                                for (x1, y1, x2, y2), score in zip(
+                                    found.boxes.tolist(), found.scores.tolist(), strict=True)]
+            return crops
         return PersonCrops(images, self.img_size, options.get("bboxes"),
                            float(options.get("bbox_score_thr", 0.0)))
+
+    def coco_records(self, predictions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One COCO result per person, in order: box (x, y, w, h), rescored instance score and
+        keypoints (``image_id`` is the caller's)."""
+        if not predictions:
+            return []
+        scores = np.stack([p["scores"] for p in predictions])
+        kps = np.concatenate([np.stack([p["keypoints"] for p in predictions]), scores[..., None]],
+                             -1)
+        inst = rescore(np.array([p["meta"]["bbox_score"] for p in predictions]), scores,
+                       self.hp.keypoint_score_thr)
+        records = to_results(np.full(len(predictions), -1), kps, inst, self.kset)
+        for record, pred in zip(records, predictions, strict=True):
+            record["bbox"] = [float(v) for v in pred["meta"]["bbox"]]
+        return records
 
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
