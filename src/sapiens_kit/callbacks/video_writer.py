@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -19,6 +20,22 @@ from sapiens_kit.data.video import VideoSink
 #: ``(frame items, frame index) -> frame items``: what happens to a finished frame's
 #: predictions before they are written (temporal smoothing of tracked people).
 FrameHook = Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]
+
+
+def label_tracks(image: np.ndarray, items: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Write each tracked person's ``#track_id`` above its box (the task drew the rest)."""
+    image = np.ascontiguousarray(image)
+    scale = max(0.3, min(image.shape[:2]) / 800)
+    for item in items:
+        meta = item["meta"]
+        track, box = int(meta.get("track_id", 0)), meta.get("bbox")
+        if track <= 0 or box is None:  # 0: a whole frame, not a tracked person
+            continue
+        x, y = int(box[0]), max(int(box[1]) - 3, int(12 * scale))
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined: any background
+            cv2.putText(image, f"#{track}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                        width, cv2.LINE_AA)
+    return image
 
 
 class VideoWriterCallback(BasePredictionWriter):
@@ -99,9 +116,9 @@ class VideoWriterCallback(BasePredictionWriter):
                 if "track_id" in meta:
                     record["track_id"] = int(meta["track_id"])
                 self.records.append(record)
-            image = self.task.draw(image, items)
+            image = label_tracks(self.task.draw(image, items), items)
         self.sink.write(np.asarray(image))
         Path(path).unlink(missing_ok=True)
 
 
-__all__ = ["FrameHook", "VideoWriterCallback"]
+__all__ = ["FrameHook", "VideoWriterCallback", "label_tracks"]
