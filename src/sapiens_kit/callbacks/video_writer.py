@@ -24,7 +24,7 @@ FrameHook = Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]
 
 def label_tracks(image: np.ndarray, items: Sequence[dict[str, Any]]) -> np.ndarray:
     """Write each tracked person's ``#track_id`` above its box (the task drew the rest)."""
-    image = np.ascontiguousarray(image)
+    image = np.array(image, copy=True, order="C")
     scale = max(0.3, min(image.shape[:2]) / 800)
     for item in items:
         meta = item["meta"]
