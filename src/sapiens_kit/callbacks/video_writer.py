@@ -109,7 +109,8 @@ class VideoWriterCallback(BasePredictionWriter):
             if self.on_frame is not None:
                 items = self.on_frame(items, frame)
             self.files += len(self.task.save_predictions([items], self.frames_dir))
-            records = getattr(self.task, "coco_records", lambda _: [])(items)
+            records: list[dict[str, Any]] = getattr(self.task, "coco_records",
+                                                    lambda _: [])(items)
             for record, item in zip(records, items, strict=bool(records)):
                 meta = item["meta"]
                 record.update(image_id=frame, frame=frame)

@@ -191,7 +191,7 @@ class VideoSink:
                 av.Codec(name, "w")
                 container = av.open(str(self.path), mode="w", format="mp4",
                                     options={"movflags": "+faststart"})
-                stream = container.add_stream(name, rate=_fps_fraction(self.fps))
+                stream: Any = container.add_stream(name, rate=_fps_fraction(self.fps))
                 stream.width, stream.height = self.size
                 stream.pix_fmt = "yuv420p"
                 if name == "libx264":
@@ -210,6 +210,7 @@ class VideoSink:
         return "; ".join(problems) or "no H.264 encoder"
 
     def _open_mp4v(self) -> None:
+        assert self.size is not None
         fourcc = cv2.VideoWriter.fourcc(*FOURCC)
         self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
         if not self._writer.isOpened():
