@@ -201,7 +201,7 @@ class VideoSink:
                 self.codec = "h264"
                 return None
             except Exception as err:  # any encoder failure: try the next, then fall back
-                problems.append(f"{name}: {err}")
+                problems.append(f"{name}: {type(err).__name__}: {err}")
                 if container is not None:
                     with suppress(Exception):  # already failing; the file goes next
                         container.close()
