@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,17 +32,15 @@ if TYPE_CHECKING:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from sapiens_kit.callbacks.video_writer import VideoWriterCallback
     from sapiens_kit.data.collate import collate
-    from sapiens_kit.data.video import VideoFrames, VideoSink, probe_video
+    from sapiens_kit.data.video import probe_video
+    from sapiens_kit.inference.video import predict_video
     from sapiens_kit.tasks.registry import get_task_class, task_keys
 else:  # imported when a job runs: --help and command-line errors answer without torch
     L = lazy_module("lightning")
     DataLoader = lazy_attr("torch.utils.data", "DataLoader")
-    VideoWriterCallback = lazy_attr("sapiens_kit.callbacks.video_writer", "VideoWriterCallback")
     collate = lazy_attr("sapiens_kit.data.collate", "collate")
-    VideoFrames = lazy_attr("sapiens_kit.data.video", "VideoFrames")
-    VideoSink = lazy_attr("sapiens_kit.data.video", "VideoSink")
+    predict_video = lazy_attr("sapiens_kit.inference.video", "predict_video")
     probe_video = lazy_attr("sapiens_kit.data.video", "probe_video")
     get_task_class = lazy_attr("sapiens_kit.tasks.registry", "get_task_class")
     task_keys = lazy_attr("sapiens_kit.tasks.registry", "task_keys")
@@ -148,38 +144,6 @@ def build_task(cfg: DictConfig) -> Any:
                     "weights=<hf-hub:org/name | arch.tag | file>")
 
 
-# ------------------------------------------------------------------------------ video
-def predict_video(task: Any, video: Path, out_dir: Path, cfg: DictConfig) -> dict[str, Any]:
-    """Stream ``video`` through the task: ``<stem>_frames/`` files and ``<stem>_overlay.mp4``."""
-    info = probe_video(video)
-    stride = int(cfg.get("video_stride") or 1)
-    sink = VideoSink(out_dir / f"{video.stem}_overlay.mp4", info.fps / stride)
-    frames_dir = out_dir / f"{video.stem}_frames"
-    options = _options(cfg)
-    with tempfile.TemporaryDirectory(prefix="sapiens_kit_frames_") as scratch:
-        frames = VideoFrames(video, Path(scratch),
-                             lambda files: task.predict_dataset(files, **options), stride,
-                             cfg.get("max_frames"))
-        loader = DataLoader(frames, batch_size=cfg.batch_size, num_workers=0,
-                            collate_fn=collate)
-        writer = VideoWriterCallback(task, frames_dir, sink)
-        trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False,
-                            callbacks=[writer])
-        try:
-            with warnings.catch_warnings():  # frames stream in: there are no batch indices
-                warnings.filterwarnings("ignore", message=".*infer the batch indices")
-                trainer.predict(task, dataloaders=loader, return_predictions=False)
-        finally:
-            sink.close()
-    if info.frame_count and frames.decoded < info.frame_count and cfg.get("max_frames") is None:
-        log.warning("%s: decoded %d of the %d frames the container announces (truncated or "
-                    "damaged file?)", video, frames.decoded, info.frame_count)
-    log.info("%s: %d frames -> %s", video, sink.frames, sink.path)
-    return {"input": str(video), "video": sink.path.name, "frames_dir": frames_dir.name,
-            "frames": sink.frames, "decoded": frames.decoded, "fps": sink.fps,
-            "files": writer.files}
-
-
 # ------------------------------------------------------------------------------ the app
 def _options(cfg: DictConfig) -> dict[str, Any]:
     options: dict[str, Any] = {}
@@ -241,7 +205,7 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
                 out.resumed += 1
                 continue
             with out.scratch() as scratch:
-                entry = predict_video(task, video, scratch, cfg)
+                entry = predict_video(task, video, scratch, cfg, detector=detector)
                 results = entry.pop("results", None)
                 out.commit(rel, scratch, {"video": entry} if results is None else {
                     "video": entry, "results": results})

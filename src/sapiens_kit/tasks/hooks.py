@@ -14,6 +14,7 @@ modules only ever call these methods and read these attributes:
 ``demo_data(root)``            a tiny data module config, for smoke tests and demos
 ``needs_person_boxes``         whether ``predict`` runs the person detector first (pose)
 ``predict_dataset(images)``    the prediction inputs for image files
+``coco_records(predictions)``  COCO result records of one image's predictions (pose)
 ``save_predictions(...)``      the prediction files
 ``draw(image, predictions)``   one picture of one image's predictions
 ``set_draw_options(...)``      predict's ``draw.*`` options, read back with ``draw_option``
@@ -110,6 +111,12 @@ class TaskHooks:
         from sapiens_kit.data.datasets.predict_inputs import ImageListDataset
 
         return ImageListDataset(images, self.img_size)
+
+    def coco_records(self, predictions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """COCO result records (``category_id``, ``bbox``, ``score``, ``keypoints``) of one
+        image's ``predict_step`` items, one per item in order; the caller sets ``image_id``
+        (and, for video, ``frame`` and ``track_id``). Tasks with no COCO format return []."""
+        return []
 
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None

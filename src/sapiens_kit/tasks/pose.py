@@ -221,6 +221,21 @@ class PoseTask(BaseTask):
                            padding=float(options.get("padding") or 1.25),
                            decoded=options.get("decoded"))
 
+    def coco_records(self, predictions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One COCO result per person, in order: box (x, y, w, h), rescored instance score and
+        keypoints (``image_id`` is the caller's)."""
+        if not predictions:
+            return []
+        scores = np.stack([p["scores"] for p in predictions])
+        kps = np.concatenate([np.stack([p["keypoints"] for p in predictions]), scores[..., None]],
+                             -1)
+        inst = rescore(np.array([p["meta"]["bbox_score"] for p in predictions]), scores,
+                       self.hp.keypoint_score_thr)
+        records = to_results(np.full(len(predictions), -1), kps, inst, self.kset)
+        for record, pred in zip(records, predictions, strict=True):
+            record["bbox"] = [float(v) for v in pred["meta"]["bbox"]]
+        return records
+
     def save_predictions(
         self, batches: list[Any] | None, out_dir: Path, limit: int | None = None
     ) -> list[Path]:
