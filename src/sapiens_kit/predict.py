@@ -166,6 +166,8 @@ def predict(cfg: DictConfig, output: Path) -> list[Path]:
     """
     import time
 
+    if not Path(cfg.input).expanduser().exists():  # answered before torch is imported
+        raise UserError(f"{cfg.input}: input does not exist")
     from sapiens_kit.inference.inputs import (
         annotation_ids,
         is_video,

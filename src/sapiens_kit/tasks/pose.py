@@ -293,8 +293,10 @@ class PoseTask(BaseTask):
         if "video" in meta:  # a video frame: name the video, not the scratch frame file
             record.update(image=str(meta["video"]), frame=meta.get("frame"))
         if source == "whole_image":
-            record["note"] = "no person boxes were given: the whole image was used as one box"
-            self._warn_once("whole", "no person boxes given: using each whole image as one box")
+            record["note"] = ("no person boxes were found or given: the whole image was used as "
+                              "one box")
+            self._warn_once("whole", "no person boxes found or given for some images: each of "
+                            "them was used whole as one box (their files say boxes: whole_image)")
         image = read_rgb(src)
         for pred, score in zip(preds, inst_scores, strict=True):
             kps = np.concatenate([pred["keypoints"], pred["scores"][:, None]], 1)
