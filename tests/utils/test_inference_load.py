@@ -44,17 +44,50 @@ def adam_state(task: Any) -> dict[str, Any]:
     return state
 
 
-def test_inference_load_equals_lightnings_full_load(tmp_path: Path) -> None:
-    task = tiny_task("pose")
+@pytest.mark.parametrize(("key", "options"), [("pose", {}), ("seg", {"lora": {"r": 4}})])
+def test_inference_load_equals_lightnings_full_load(tmp_path: Path, key: str,
+                                                    options: dict[str, Any]) -> None:
+    task = tiny_task(key, **options)
+    for name, param in task.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)  # adapters that are not zero
     path = training_checkpoint(task, tmp_path / "last.ckpt", adam_state(task))
 
-    fast = load_task(path, "pose")
+    fast = load_task(path, key)
     full = type(task).load_from_checkpoint(path, map_location="cpu")
     assert type(fast) is type(task)
     assert_same(fast.state_dict(), full.state_dict())
     assert_same(fast.state_dict(), task.state_dict())  # the weights, not the EMA's raw ones
+    assert_same(dict(fast.named_buffers()), dict(full.named_buffers()))  # non-persistent too
+    assert not any(t.is_meta for t in (*fast.parameters(), *fast.buffers()))
+    assert [p.requires_grad for p in fast.parameters()] == [
+        p.requires_grad for p in full.parameters()]
     assert dict(fast.hparams) == dict(full.hparams)
     assert fast.training == full.training
+
+
+class Tied(lightning.LightningModule):
+    """Two layers sharing one weight; optionally a buffer computed from that weight."""
+
+    def __init__(self, n: int = 3, buffer: bool = False) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.a, self.b = torch.nn.Linear(n, n), torch.nn.Linear(n, n)
+        self.b.weight = self.a.weight
+        if buffer:
+            self.register_buffer("total", self.a.weight.detach().sum(), persistent=False)
+
+
+@pytest.mark.parametrize("buffer", [False, True])
+def test_tied_weights_and_buffers_made_from_weights(tmp_path: Path, buffer: bool) -> None:
+    model = Tied(buffer=buffer)
+    path = tmp_path / "tied.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": lightning.__version__}, path)
+    fast = load_for_inference(Tied, path)
+    assert fast.b.weight is fast.a.weight
+    assert not any(t.is_meta for t in (*fast.parameters(), *fast.buffers()))
+    assert_same(fast.state_dict(), model.state_dict())
 
 
 def test_overrides_change_the_hyper_parameters(tmp_path: Path) -> None:

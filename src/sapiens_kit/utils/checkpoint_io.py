@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -160,6 +162,9 @@ def load_for_inference(cls: type[M], path: str | Path,
     training checkpoint of ``sapiens_0_3b`` is 3.7 GB, mostly optimizer state. Here the file is
     memory-mapped (:func:`read_checkpoint`, weights-only unpickling) and only the pages of the
     weights are ever read: start-up time and peak memory no longer grow with the optimizer state.
+    The model is also built without the random initialisation of its weights (its parameters
+    start on the meta device), which the checkpoint's weights would overwrite anyway; models
+    where that is not safe are built as usual (see ``_build_without_init``).
 
     Args:
         cls: The LightningModule class the checkpoint was written by.
@@ -187,4 +192,55 @@ def load_for_inference(cls: type[M], path: str | Path,
     slim = inference_entries(content)
     hparams_key = cls.CHECKPOINT_HYPER_PARAMS_KEY
     slim[hparams_key] = {**(slim.get(hparams_key) or {}), **overrides}
-    return _load_state(cls, slim, strict=None, **overrides)  # type: ignore[return-value]
+    model = _build_without_init(cls, slim, _load_state, **overrides)
+    if model is None:  # a model the shortcut does not fit: built and initialised as usual
+        model = _load_state(cls, slim, strict=None, **overrides)
+    return model  # type: ignore[return-value]
+
+
+@contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Parameters registered in this block are created on the meta device, so the random
+    initialisation a constructor gives them costs nothing (5 s for ``sapiens_0_3b`` on a CPU)
+    when the checkpoint's weights replace them anyway. Buffers keep their computed values."""
+    original = torch.nn.Module.register_parameter
+
+    def register_parameter(module: torch.nn.Module, name: str,
+                           param: torch.nn.Parameter | None) -> None:
+        if type(param) is torch.nn.Parameter and not param.is_meta:
+            param = torch.nn.Parameter(param.detach().to("meta"),
+                                       requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    torch.nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _build_without_init(cls: type[M], checkpoint: dict[str, Any], load_state: Any,
+                        **overrides: Any) -> M | None:
+    """``cls`` built by Lightning's ``load_state`` with its parameters on the meta device, then
+    given real (uninitialised) storage and the checkpoint's weights; ``None`` where that cannot
+    be done safely: loading that is not strict (a weight missing from the file would stay
+    uninitialised), or a tensor left on the meta device (made from a parameter while building).
+    """
+    with _parameters_on_meta(), warnings.catch_warnings():
+        # Lightning's own load_state_dict copies onto meta parameters: a no-op, done below.
+        warnings.filterwarnings("ignore", message=".*to a meta parameter in the current model")
+        model = load_state(cls, checkpoint, strict=None, **overrides)
+    if not model.strict_loading:
+        return None
+    made: dict[int, torch.nn.Parameter] = {}  # one new parameter per shared (tied) one
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and param.is_meta:
+                if id(param) not in made:
+                    made[id(param)] = torch.nn.Parameter(torch.empty_like(param, device="cpu"),
+                                                         requires_grad=param.requires_grad)
+                module._parameters[name] = made[id(param)]
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        return None
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model
