@@ -298,6 +298,8 @@ def main() -> None:
     print("stage times, each run on its own (s): " + ", ".join(
         f"{s} {median[s]:.3f} ({median[s] / total:.0%})" for s in STAGES)
         + f"; sum {total:.3f}")
+    print("runs (s): end to end " + ", ".join(f"{t:.2f}" for t in e2e) + "; bare forward "
+          + ", ".join(f"{p['forward']:.2f}" for p in parts))
     print(f"end to end {e2e_ips:.3f} images/s, bare forward {bare_ips:.3f} images/s, "
           f"ratio {e2e_ips / bare_ips:.3f}")
 

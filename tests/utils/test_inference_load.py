@@ -67,20 +67,24 @@ def test_inference_load_equals_lightnings_full_load(tmp_path: Path, key: str,
 
 
 class Tied(lightning.LightningModule):
-    """Two layers sharing one weight; optionally a buffer computed from that weight."""
+    """Two layers sharing one weight; optionally a buffer or a number computed from it."""
 
-    def __init__(self, n: int = 3, buffer: bool = False) -> None:
+    def __init__(self, n: int = 3, buffer: bool = False, value: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.a, self.b = torch.nn.Linear(n, n), torch.nn.Linear(n, n)
         self.b.weight = self.a.weight
         if buffer:
             self.register_buffer("total", self.a.weight.detach().sum(), persistent=False)
+        self.scale = float(self.a.weight.detach().abs().max()) if value else 1.0
 
 
-@pytest.mark.parametrize("buffer", [False, True])
-def test_tied_weights_and_buffers_made_from_weights(tmp_path: Path, buffer: bool) -> None:
-    model = Tied(buffer=buffer)
+@pytest.mark.parametrize(("buffer", "value"), [(False, False), (True, False), (False, True)])
+def test_tied_weights_and_models_needing_weight_values(tmp_path: Path, buffer: bool,
+                                                       value: bool) -> None:
+    """Tied weights stay tied; a model whose constructor needs its weights' values (a buffer
+    made from one, a number read from one) is built as usual."""
+    model = Tied(buffer=buffer, value=value)
     path = tmp_path / "tied.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                 "pytorch-lightning_version": lightning.__version__}, path)

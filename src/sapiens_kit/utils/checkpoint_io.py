@@ -224,12 +224,17 @@ def _build_without_init(cls: type[M], checkpoint: dict[str, Any], load_state: An
     """``cls`` built by Lightning's ``load_state`` with its parameters on the meta device, then
     given real (uninitialised) storage and the checkpoint's weights; ``None`` where that cannot
     be done safely: loading that is not strict (a weight missing from the file would stay
-    uninitialised), or a tensor left on the meta device (made from a parameter while building).
+    uninitialised), a tensor left on the meta device (made from a parameter while building), or
+    a constructor that needs its parameters' values (it fails on the meta device; a real error
+    is raised again by the usual build).
     """
     with _parameters_on_meta(), warnings.catch_warnings():
         # Lightning's own load_state_dict copies onto meta parameters: a no-op, done below.
         warnings.filterwarnings("ignore", message=".*to a meta parameter in the current model")
-        model = load_state(cls, checkpoint, strict=None, **overrides)
+        try:
+            model = load_state(cls, checkpoint, strict=None, **overrides)
+        except Exception:
+            return None
     if not model.strict_loading:
         return None
     made: dict[int, torch.nn.Parameter] = {}  # one new parameter per shared (tied) one
