@@ -136,7 +136,7 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
         **overrides: Constructor arguments to change.
     """
     from sapiens_kit.models import is_sharded_checkpoint, sharded_checkpoint_message
-    from sapiens_kit.utils.checkpoint_io import read_checkpoint
+    from sapiens_kit.utils.checkpoint_io import load_for_inference, read_checkpoint
 
     path = Path(ckpt)
     if is_sharded_checkpoint(path):
@@ -154,7 +154,8 @@ def load_task(ckpt: str | Path, task: str | None = None, **overrides: Any) -> Ba
         )
     cls = load_class(info["task_class"])
     check_task(cls, task, path, "checkpoint")
-    return cls.load_from_checkpoint(path, map_location="cpu", weights=None, **overrides)
+    # Only the weights and hyper-parameters are read, not the optimizer state (a fast start).
+    return load_for_inference(cls, path, meta, weights=None, **overrides)
 
 
 def checkpoint_task_class(ckpt: str | Path) -> type[BaseTask] | None:

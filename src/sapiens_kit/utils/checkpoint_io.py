@@ -1,12 +1,17 @@
-"""Crash-safe checkpoint writing: a killed save never costs the previous checkpoint."""
+"""Crash-safe checkpoint writing (a killed save never costs the previous checkpoint) and fast
+checkpoint reading for inference (only the weights and hyper-parameters are read).
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -14,6 +19,11 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from sapiens_kit.errors import UserError
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    M = TypeVar("M", bound=L.LightningModule)
 
 #: Suffix of the temporary file a save writes before renaming it over the target.
 PARTIAL_SUFFIX = ".partial"
@@ -113,3 +123,129 @@ def read_checkpoint(path: str | Path, mmap: bool = True) -> Any:
             raise UserError(f"{path}: damaged or truncated checkpoint ({reason}): use another "
                             "checkpoint of the run (last.ckpt / best.ckpt)") from err
         raise UserError(f"{path}: cannot read this checkpoint ({reason})") from err
+
+
+#: Top-level checkpoint entries that rebuilding a model for inference needs: its weights, its
+#: constructor arguments (Lightning's current and past spellings) and the Lightning version.
+#: Entries whose name starts with :data:`KIT_KEY_PREFIX` (the task class, the run's data record)
+#: are kept too. Everything else (optimizer and scheduler states, loop and callback states, the
+#: EMA callback's raw weights) is training state that inference never reads.
+INFERENCE_KEYS = ("state_dict", "hyper_parameters", "hparams_name", "hparams_type", "hparams",
+                  "module_arguments", "pytorch-lightning_version")
+
+#: Prefix of the kit's own top-level checkpoint entries (``sapiens_kit``, ``sapiens_kit_data``).
+KIT_KEY_PREFIX = "sapiens_kit"
+
+
+def inference_entries(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a Lightning checkpoint that inference uses (see :data:`INFERENCE_KEYS`), plus
+    its plain scalar entries (``epoch``, ``global_step``), which a task's ``on_load_checkpoint``
+    may read and which cost nothing.
+
+    The optimizer state (two tensors per weight with Adam: two thirds of a training checkpoint)
+    is left out, so when ``checkpoint`` was read memory-mapped its bytes are never loaded.
+    """
+    return {key: value for key, value in checkpoint.items()
+            if key in INFERENCE_KEYS or str(key).startswith(KIT_KEY_PREFIX)
+            or isinstance(value, bool | int | float | str | type(None))}
+
+
+def load_for_inference(cls: type[M], path: str | Path,
+                       checkpoint: Mapping[str, Any] | None = None, **overrides: Any) -> M:
+    """``cls`` rebuilt from the Lightning checkpoint at ``path``, on the CPU, reading only its
+    weights and hyper-parameters.
+
+    The result equals ``cls.load_from_checkpoint(path, map_location="cpu", **overrides)``
+    (Lightning's own steps: version migration, constructor arguments from the stored
+    hyper-parameters updated with ``overrides``, ``configure_model``, ``on_load_checkpoint``,
+    strict ``load_state_dict``), but Lightning's loader reads the whole file into memory, and a
+    training checkpoint of ``sapiens_0_3b`` is 3.7 GB, mostly optimizer state. Here the file is
+    memory-mapped (:func:`read_checkpoint`, weights-only unpickling) and only the pages of the
+    weights are ever read: start-up time and peak memory no longer grow with the optimizer state.
+    The model is also built without the random initialisation of its weights (its parameters
+    start on the meta device), which the checkpoint's weights would overwrite anyway; models
+    where that is not safe are built as usual (see ``_build_without_init``).
+
+    Args:
+        cls: The LightningModule class the checkpoint was written by.
+        path: The checkpoint file (used for reading when ``checkpoint`` is not given, and in
+            messages).
+        checkpoint: The file's contents already read with :func:`read_checkpoint`, to avoid
+            reading its metadata twice.
+        **overrides: Constructor arguments to change.
+
+    Raises:
+        UserError: If the file is unreadable or holds no ``state_dict``.
+    """
+    try:  # Lightning's steps after reading the file, so both loaders build the same model
+        from lightning.pytorch.core.saving import _load_state
+        from lightning.pytorch.utilities.migration.utils import _pl_migrate_checkpoint
+    except ImportError:  # a Lightning version that moved them: its own (full) loader
+        return cls.load_from_checkpoint(path, map_location="cpu", **overrides)
+    content: Any = read_checkpoint(path) if checkpoint is None else checkpoint
+    if not isinstance(content, Mapping) or "state_dict" not in content:
+        raise UserError(f"{path}: no model weights (state_dict) in this checkpoint: give the "
+                        ".ckpt file a training run writes")
+    content = dict(content)
+    if "pytorch-lightning_version" in content:  # (a hand-written checkpoint may not say)
+        content = _pl_migrate_checkpoint(content, checkpoint_path=Path(path))
+    slim = inference_entries(content)
+    hparams_key = cls.CHECKPOINT_HYPER_PARAMS_KEY
+    slim[hparams_key] = {**(slim.get(hparams_key) or {}), **overrides}
+    model = _build_without_init(cls, slim, _load_state, **overrides)
+    if model is None:  # a model the shortcut does not fit: built and initialised as usual
+        model = _load_state(cls, slim, strict=None, **overrides)
+    return model  # type: ignore[return-value]
+
+
+@contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Parameters registered in this block are created on the meta device, so the random
+    initialisation a constructor gives them costs nothing (5 s for ``sapiens_0_3b`` on a CPU)
+    when the checkpoint's weights replace them anyway. Buffers keep their computed values."""
+    original = torch.nn.Module.register_parameter
+
+    def register_parameter(module: torch.nn.Module, name: str,
+                           param: torch.nn.Parameter | None) -> None:
+        if type(param) is torch.nn.Parameter and not param.is_meta:
+            param = torch.nn.Parameter(param.detach().to("meta"),
+                                       requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    torch.nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _build_without_init(cls: type[M], checkpoint: dict[str, Any], load_state: Any,
+                        **overrides: Any) -> M | None:
+    """``cls`` built by Lightning's ``load_state`` with its parameters on the meta device, then
+    given real (uninitialised) storage and the checkpoint's weights; ``None`` where that cannot
+    be done safely: loading that is not strict (a weight missing from the file would stay
+    uninitialised), a tensor left on the meta device (made from a parameter while building), or
+    a constructor that needs its parameters' values (it fails on the meta device; a real error
+    is raised again by the usual build).
+    """
+    with _parameters_on_meta(), warnings.catch_warnings():
+        # Lightning's own load_state_dict copies onto meta parameters: a no-op, done below.
+        warnings.filterwarnings("ignore", message=".*to a meta parameter in the current model")
+        try:
+            model = load_state(cls, checkpoint, strict=None, **overrides)
+        except Exception:
+            return None
+    if not model.strict_loading:
+        return None
+    made: dict[int, torch.nn.Parameter] = {}  # one new parameter per shared (tied) one
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and param.is_meta:
+                if id(param) not in made:
+                    made[id(param)] = torch.nn.Parameter(torch.empty_like(param, device="cpu"),
+                                                         requires_grad=param.requires_grad)
+                module._parameters[name] = made[id(param)]
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        return None
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model
