@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sapiens_kit.errors import UserError
+from sapiens_kit.utils.network import host_reachable, hub_endpoint, hub_offline, hub_reachable
 
 T = TypeVar("T")
 
@@ -86,37 +87,12 @@ def offline_error(what: str, cache: str | Path, reason: str) -> UserError:
         "`bboxes=<file>` with your own boxes)")
 
 
-def host_reachable(url: str, timeout: float = 3.0) -> bool:
-    """One short TCP connection to ``url``'s host in a helper thread (DNS included), so an
-    offline machine answers in seconds rather than after a download's retries."""
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name="sapiens-kit-detector-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def from_hub(load: Callable[..., T], repo: str) -> T:
     """``load(repo, local_files_only=..., cache_dir=...)`` (a ``from_pretrained``): the Hugging
     Face cache (``HF_HUB_CACHE``) first, then a download only when the hub is reachable and
     ``HF_HUB_OFFLINE`` is unset."""
     from huggingface_hub import constants
 
-    from sapiens_kit.models._pretrained import hub_offline, hub_reachable
 
     try:
         return load(repo, local_files_only=True, cache_dir=constants.HF_HUB_CACHE)
@@ -126,8 +102,7 @@ def from_hub(load: Callable[..., T], repo: str) -> T:
     if hub_offline():
         raise offline_error(what, constants.HF_HUB_CACHE, "HF_HUB_OFFLINE is set")
     if not hub_reachable():
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-        raise offline_error(what, constants.HF_HUB_CACHE, f"{endpoint} does not answer")
+        raise offline_error(what, constants.HF_HUB_CACHE, f"{hub_endpoint()} does not answer")
     try:
         return load(repo, cache_dir=constants.HF_HUB_CACHE)
     except OSError as err:
@@ -152,5 +127,5 @@ def from_torch_hub(url: str) -> dict[str, Any]:
         raise offline_error(what, cache, f"{type(err).__name__}") from err
 
 
-__all__ = ["WEIGHT_SUFFIXES", "from_hub", "from_torch_hub", "host_reachable", "load_into",
+__all__ = ["WEIGHT_SUFFIXES", "from_hub", "from_torch_hub", "load_into",
            "local_path", "offline_error", "read_state_dict"]

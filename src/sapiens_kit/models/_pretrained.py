@@ -7,9 +7,10 @@ only when missing, following timm's order. The ``weights=`` grammar itself is pa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sapiens_kit.utils.network import hub_endpoint, hub_offline, hub_reachable
 
 #: ImageNet statistics on a 0-1 scale. The Sapiens configs use the same values on a 0-255 scale
 #: (mean 123.675/116.28/103.53, std 58.395/57.12/57.375), which divide by 255 exactly to these.
@@ -76,39 +77,6 @@ def _offline_message(repo_id: str, filename: str, reason: str) -> str:
     )
 
 
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for no network (read now, not at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "on", "yes", "true")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP check of the hub endpoint, so offline machines fail in seconds instead of
-    after the download retries.
-
-    The name lookup runs in a helper thread too: ``socket``'s timeout does not cover DNS, which
-    can hang for tens of seconds on a machine without network.
-    """
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((url.hostname or "", port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name="sapiens-kit-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def cached_hub_file(repo_id: str, filename: str) -> Path | None:
     """``repo_id/filename`` in the local Hugging Face cache (``HF_HUB_CACHE``), else ``None``.
     Touches no network."""
@@ -130,7 +98,7 @@ def hub_download(repo_id: str, filename: str) -> Path:
     if hub_offline():
         raise WeightsUnavailableError(_offline_message(repo_id, filename, "HF_HUB_OFFLINE is set"))
     if not hub_reachable():
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        endpoint = hub_endpoint()
         raise WeightsUnavailableError(
             _offline_message(repo_id, filename, f"{endpoint} does not answer"))
     from huggingface_hub import hf_hub_download
