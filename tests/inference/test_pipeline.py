@@ -319,6 +319,32 @@ def test_processes_and_workers_share_the_inputs_exactly_once(
     assert all(len(part) >= 1 for part in seen)
 
 
+def test_batches_hold_the_same_images_in_one_or_two_processes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches are cut inside each chunk, so the batches of two processes together are exactly
+    the batches of one: a batch's contents (and so its floating-point results, which can depend
+    on what else is in the batch on a GPU) do not depend on ``devices=``. The broken file leaves
+    one chunk with a single sample, where a loader batching the whole stream would join two
+    chunks."""
+    from sapiens_kit.inference.outputs import PredictionOutput
+
+    inputs = seg_tree(tmp_path / "in")
+    task = tiny_task("seg")
+    output = PredictionOutput(tmp_path / "out", "SegmentationTask")
+    output.open()
+
+    def batches(rank: int, world: int) -> list[tuple[str, ...]]:
+        monkeypatch.setattr(pipeline, "shard", lambda: (rank, world))
+        stream = pipeline.ImageStream(inputs, task, output, {}, None, {}, chunk=2, batch_size=2)
+        return [tuple(m["rel"] for m in batch["meta"]) for batch in stream]
+
+    one = batches(0, 1)
+    assert sorted(n for b in one for n in b) == ["a/b/two.png", "a/one.png", "five.png",
+                                                 "three.jpg", "z/four.png"]
+    assert any(len(b) == 1 for b in one[:-1])  # a short batch where a chunk ends
+    assert sorted(batches(0, 2) + batches(1, 2)) == sorted(one)
+
+
 def test_precision_spellings() -> None:
     assert pipeline.precision_of(None, "cpu") == "32-true"
     assert pipeline.precision_of("bf16", "cpu") == "bf16-mixed"
@@ -337,9 +363,15 @@ def test_bf16_predicts_the_same_files(ckpts: dict[str, Path], tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(ckpts: dict[str, Path], tmp_path: Path) -> None:
+def test_two_processes_equal_one(ckpts: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes write the files of one, to the bit (pose keypoints are floats), with
+    batches of 2 over several chunks of 2 images (one of them short: the broken file)."""
+    from sapiens_kit.inference import images
+
+    monkeypatch.setattr(images, "CHUNK_BATCHES", 1)  # read in this process, before the spawn
     inputs = seg_tree(tmp_path / "in")
-    args = ("task=seg", f"ckpt={ckpts['seg']}", f"input={inputs}", "batch_size=1")
+    args = ("task=pose", f"ckpt={ckpts['pose']}", f"input={inputs}", "batch_size=2")
     predict(predict_cfg(*args), tmp_path / "one")
     predict(predict_cfg(*args, "devices=2"), tmp_path / "two")
     same_results(tmp_path / "two", tmp_path / "one")

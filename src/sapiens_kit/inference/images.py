@@ -45,6 +45,10 @@ class ImageStream(IterableDataset[dict[str, Any]]):
     to decode is recorded as failed. With several loader workers or processes (``devices=``)
     each takes every N-th chunk.
 
+    With ``batch_size`` it yields collated batches cut inside each chunk (the last one of a
+    chunk may be short), so a batch holds the same samples whichever process or worker runs the
+    chunk: ``devices=N`` gives the files of a one-process run to the bit, for any batch size.
+
     Args:
         root: ``input=``.
         task: The task (its ``predict_dataset``).
@@ -53,13 +57,15 @@ class ImageStream(IterableDataset[dict[str, Any]]):
         detector: Finds the people of each image, or ``None`` (the task needs no boxes).
         ids: ``file name -> image id`` from an annotation file (else stable ids).
         chunk: Images per chunk.
+        batch_size: Samples per collated batch (``None``: single samples).
     """
 
     def __init__(self, root: Path, task: Any, output: PredictionOutput,
                  options: Mapping[str, Any], detector: Any, ids: Mapping[str, int],
-                 chunk: int) -> None:
+                 chunk: int, batch_size: int | None = None) -> None:
         self.root, self.task, self.output = root, task, output
         self.options, self.detector, self.ids, self.chunk = dict(options), detector, ids, chunk
+        self.batch_size = batch_size
 
     def images(self) -> Iterator[tuple[Path, Path]]:
         """``(path, rel)`` of every image, done or not: the chunks must not depend on what other
@@ -90,7 +96,7 @@ class ImageStream(IterableDataset[dict[str, Any]]):
                   if index % every == mine and (todo := self.todo(chunk)))
         if self.detector is None:  # the dataset decodes (in the loader workers, if any)
             for chunk in chunks:
-                yield from self._chunk([(p, rel, None) for p, rel in chunk])
+                yield from self._batches(self._chunk([(p, rel, None) for p, rel in chunk]))
             return
         # With a detector the stream runs in the main process: threads decode the next chunks
         # while the model and the detector work on this one.
@@ -99,9 +105,17 @@ class ImageStream(IterableDataset[dict[str, Any]]):
             for chunk in chunks:
                 ahead.append([pool.submit(self._decode, p, rel) for p, rel in chunk])
                 if len(ahead) > 1:
-                    yield from self._chunk([f.result() for f in ahead.popleft()])
+                    yield from self._batches(self._chunk([f.result() for f in ahead.popleft()]))
             while ahead:
-                yield from self._chunk([f.result() for f in ahead.popleft()])
+                yield from self._batches(self._chunk([f.result() for f in ahead.popleft()]))
+
+    def _batches(self, samples: Iterator[dict[str, Any]]) -> Iterator[Any]:
+        """One chunk's samples, collated ``batch_size`` at a time (or one by one)."""
+        if self.batch_size is None:
+            yield from samples
+            return
+        while batch := list(islice(samples, self.batch_size)):
+            yield collate(batch)
 
     @staticmethod
     def _decode(path: Path, rel: Path) -> tuple[Path, Path, Any]:
@@ -324,13 +338,14 @@ def predict_images(task: Any, root: Path, output: PredictionOutput, cfg: Any,
         options["padding"] = float((cfg.get("detector") or {}).get("padding") or 1.25)
     batch = int(cfg.batch_size)
     chunk = max(batch, int(getattr(detector, "batch_size", 0) or 0)) * CHUNK_BATCHES
-    stream = ImageStream(root, task, output, options, detector, ids, chunk)
+    stream = ImageStream(root, task, output, options, detector, ids, chunk, batch_size=batch)
     workers = int(cfg.num_workers)
     if detector is not None and workers:
         log.info("num_workers=%d ignored: the person detector runs in the main process",
                  workers)
         workers = 0
-    loader = DataLoader(stream, batch_size=batch, num_workers=workers, collate_fn=collate)
+    # the stream batches within its chunks (see ImageStream): the loader only passes them on
+    loader = DataLoader(stream, batch_size=None, num_workers=workers)
     writer = IncrementalWriter(task, output)
     trainer = trainer_factory(callbacks=[writer])
     with warnings.catch_warnings():  # images stream in: there are no batch indices
