@@ -230,3 +230,29 @@ def run_cfg(root: Path, out: Path, *overrides: str) -> DictConfig:
         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
         "trainer.log_every_n_steps=1", *overrides, out=out,
     )
+
+
+def kill_during_save(nth: int) -> None:
+    """Patch ``torch.save`` so the ``nth`` save of ``last.ckpt`` writes half its bytes to the
+    temporary file and then SIGKILLs the process: a kill in the middle of the write."""
+    import io
+    import os
+    import signal
+
+    import torch
+
+    real_save, seen = torch.save, {"n": 0}
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        name = getattr(f, "name", "")
+        if isinstance(name, str) and ".last.ckpt." in name:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                buf = io.BytesIO()
+                real_save(obj, buf, *args, **kwargs)
+                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+        real_save(obj, f, *args, **kwargs)
+
+    torch.save = save  # type: ignore[assignment]

@@ -9,7 +9,6 @@ checkpoint written on an epoch's last batch (remove the workaround when that tes
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ import pytest
 import torch
 
 from sapiens_kit.train import train
-from tests.helpers import REPO, assert_same, run_cfg, write_mask_folder
+from tests.helpers import REPO, assert_same, kill_during_save, run_cfg, write_mask_folder
 
 # 6 images in batches of 2: 3 training batches per epoch, 3 epochs, dropout so the random
 # streams matter, and a seed the resumed run does not reuse (it restores the saved streams).
@@ -97,32 +96,12 @@ class KillAt(L.Callback):
             self._maybe_kill(trainer, batch_idx)
 
 
-def _kill_during_save(nth: int) -> None:
-    """Patch ``torch.save`` so the ``nth`` write of ``last.ckpt`` writes half its bytes to the
-    temporary file and then SIGKILLs the process."""
-    real_save, seen = torch.save, {"n": 0}
-
-    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        name = getattr(f, "name", "")
-        if isinstance(name, str) and ".last.ckpt." in name:
-            seen["n"] += 1
-            if seen["n"] == nth:
-                buf = io.BytesIO()
-                real_save(obj, buf, *args, **kwargs)
-                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-                f.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-        real_save(obj, f, *args, **kwargs)
-
-    torch.save = save  # type: ignore[assignment]
-
-
 def child(root: str, out: str, position: str, overrides: list[str]) -> None:
     """Entry point of the killed training process."""
     _, kill, _ = POSITIONS[position]
     extra: tuple[str, ...] = ()
     if kill == "save":
-        _kill_during_save(nth=5)
+        kill_during_save(nth=5)
     else:
         epoch, batch, val = (1, 0, True) if kill == "val" else (*kill, False)
         extra = (f"+callbacks.kill._target_={__name__}.KillAt", f"+callbacks.kill.epoch={epoch}",

@@ -3,7 +3,6 @@ on disk reaches the same final weights as an uninterrupted run."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import torch
 
 from sapiens_kit.train import train
 from sapiens_kit.utils.checkpoint_io import PARTIAL_SUFFIX, AtomicCheckpointIO
-from tests.helpers import REPO, assert_same, run_cfg, write_mask_folder
+from tests.helpers import REPO, assert_same, kill_during_save, run_cfg, write_mask_folder
 
 COMMON = ("data.batch_size=1", "trainer.max_epochs=3", "model.lr=3e-3", "model.head.dropout=0.3")
 
@@ -34,26 +33,6 @@ class KillAt(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _kill_during_save(nth_last: int) -> None:
-    """Patch ``torch.save`` so the ``nth_last`` save of ``last.ckpt`` writes half its bytes to the
-    temporary file and then SIGKILLs the process, i.e. a kill in the middle of the write."""
-    real_save, seen = torch.save, {"n": 0}
-
-    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        name = getattr(f, "name", "")
-        if isinstance(name, str) and ".last.ckpt." in name:
-            seen["n"] += 1
-            if seen["n"] == nth_last:
-                buf = io.BytesIO()
-                real_save(obj, buf, *args, **kwargs)
-                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-                f.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-        real_save(obj, f, *args, **kwargs)
-
-    torch.save = save  # type: ignore[assignment]
-
-
 def child(root: str, out: str, mode: str) -> None:
     """Entry point of the killed training process."""
     extra: tuple[str, ...] = ()
@@ -61,7 +40,7 @@ def child(root: str, out: str, mode: str) -> None:
         extra = (f"+callbacks.kill._target_={__name__}.KillAt",
                  "+callbacks.kill.epoch=2", "+callbacks.kill.batch=1")
     else:
-        _kill_during_save(nth_last=2)
+        kill_during_save(nth=2)
     train(run_cfg(Path(root), Path(out), *COMMON, *extra))
 
 

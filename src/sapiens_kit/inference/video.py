@@ -100,18 +100,19 @@ class _People:
 
 
 class _Smooth:
-    """Smooth each tracked person's keypoints (and box) of a finished frame (the writer side)."""
+    """Smooth each tracked person's per-frame values (the task's ``smoothed_keys``: pose
+    keypoints) and optionally its box, for a finished frame (the writer side)."""
 
-    def __init__(self, keypoints: OneEuroSmoother, boxes: OneEuroSmoother | None,
+    def __init__(self, values: dict[str, OneEuroSmoother], boxes: OneEuroSmoother | None,
                  fps: float) -> None:
-        self.keypoints, self.boxes, self.fps = keypoints, boxes, fps
+        self.values, self.boxes, self.fps = values, boxes, fps
 
     def __call__(self, items: list[dict[str, Any]], frame: int) -> list[dict[str, Any]]:
         t = frame / self.fps
         for item in items:
             track = int(item["meta"].get("track_id", WHOLE_IMAGE_TRACK))
-            if "keypoints" in item:
-                item["keypoints"] = self.keypoints(track, t, np.asarray(item["keypoints"]))
+            for key, smoother in self.values.items():
+                item[key] = smoother(track, t, np.asarray(item[key]))
             if self.boxes is not None and item["meta"].get("bbox") is not None:
                 item["meta"]["bbox"] = self.boxes(track, t, np.asarray(
                     item["meta"]["bbox"], dtype=np.float64)).tolist()
@@ -167,10 +168,12 @@ def predict_video(task: Any, video: Path, out_dir: Path, cfg: DictConfig,
         padding = _node(cfg, "detector").get("padding") or DEFAULT_PADDING
         finder = _People(task, detector, PersonTracker.from_config(fps, _node(cfg, "tracker")),
                          plan, float(padding), options)
-        smoother = build_smoother(smoothing)
-        if smoother is not None:
+        # one filter state per smoothed value of the task (None: smoothing=none)
+        built = {key: build_smoother(smoothing) for key in getattr(task, "smoothed_keys", ())}
+        values = {key: smoother for key, smoother in built.items() if smoother is not None}
+        if values:
             boxes = build_smoother(smoothing) if smoothing.get("boxes") else None
-            on_frame = _Smooth(smoother, boxes, info.fps)
+            on_frame = _Smooth(values, boxes, info.fps)
         chunk = int(getattr(detector, "batch_size", 1) or 1) if detector is not None else 1
 
     def make_dataset(files: list[Path]) -> Any:

@@ -13,6 +13,7 @@ modules only ever call these methods and read these attributes:
 ``arguments_for_weights()``    constructor arguments for official/registered weights
 ``demo_data(root)``            a tiny data module config, for smoke tests and demos
 ``needs_person_boxes``         whether ``predict`` runs the person detector first (pose)
+``smoothed_keys``              prediction entries smoothed over video frames (pose keypoints)
 ``predict_dataset(images)``    the prediction inputs for image files
 ``coco_records(predictions)``  COCO result records of one image's predictions (pose)
 ``save_predictions(...)``      the prediction files
@@ -62,6 +63,9 @@ class TaskHooks:
     #: boxes to :meth:`predict_dataset` as ``detections=`` (top-down pose). Whole-image tasks
     #: leave it ``False`` and no detector is built.
     needs_person_boxes: ClassVar[bool] = False
+    #: The ``predict_step`` entries of a person that ``smoothing=`` filters over the frames of a
+    #: video (pixel coordinates, e.g. pose ``keypoints``); empty: nothing to smooth.
+    smoothed_keys: ClassVar[tuple[str, ...]] = ()
 
     # ----------------------------------------------------------------- Hub card
     def card_config(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class PoseTask(BaseTask):
     key = "pose"
     card_info = CardInfo("2D pose estimation", "keypoint-detection", "pose-estimation")
     needs_person_boxes = True  # top-down: predict finds the people first
+    smoothed_keys = ("keypoints",)  # smoothing= filters each tracked person's points
     output_layer_name = "final_layer"
     eval_index: torch.Tensor
     flip_index: torch.Tensor
